@@ -1,0 +1,1 @@
+//! placeholder while the TLS gate is written
