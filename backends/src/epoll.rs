@@ -59,7 +59,13 @@ impl EpollSelector {
         Ok(selector)
     }
 
-    fn control(&mut self, op: libc::c_int, fd: RawFd, token: Token, interest: Interest) -> io::Result<()> {
+    fn control(
+        &mut self,
+        op: libc::c_int,
+        fd: RawFd,
+        token: Token,
+        interest: Interest,
+    ) -> io::Result<()> {
         let mut flags = libc::EPOLLONESHOT | libc::EPOLLRDHUP;
         if interest.is_readable() {
             flags |= libc::EPOLLIN;
@@ -79,9 +85,9 @@ impl EpollSelector {
 }
 
 fn token_to_data(token: Token) -> io::Result<u64> {
-    (token.0 as u64).checked_add(1).ok_or_else(|| {
-        io::Error::new(io::ErrorKind::InvalidInput, "token usize::MAX is reserved")
-    })
+    (token.0 as u64)
+        .checked_add(1)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "token usize::MAX is reserved"))
 }
 
 impl Selector for EpollSelector {
@@ -106,7 +112,8 @@ impl Selector for EpollSelector {
         events.clear();
         let capacity = events.capacity();
         if self.buffer.len() < capacity {
-            self.buffer.resize(capacity, libc::epoll_event { events: 0, u64: 0 });
+            self.buffer
+                .resize(capacity, libc::epoll_event { events: 0, u64: 0 });
         }
         let max = capacity.min(libc::c_int::MAX as usize) as libc::c_int;
         // SAFETY: `buffer` holds at least `max` initialised epoll_events that

@@ -94,12 +94,25 @@ mod poll;
 pub use waker::Waker;
 
 #[cfg(not(any(
-    feature = "poll",
-    feature = "epoll",
-    feature = "kqueue",
+    all(feature = "poll", unix),
+    all(feature = "epoll", any(target_os = "linux", target_os = "android")),
+    all(
+        feature = "kqueue",
+        any(
+            target_os = "macos",
+            target_os = "ios",
+            target_os = "freebsd",
+            target_os = "openbsd",
+            target_os = "netbsd",
+            target_os = "dragonfly"
+        )
+    ),
     feature = "mio"
 )))]
-compile_error!("enable at least one backend feature: poll, epoll, kqueue or mio");
+compile_error!(
+    "no reactor backend is compiled for this target: enable a backend feature \
+     (poll, epoll, kqueue or mio) whose mechanism this OS has"
+);
 
 /// Identifies a registration. The selector hands it back in every [`Event`];
 /// it means nothing to the selector itself.
