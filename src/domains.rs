@@ -71,8 +71,8 @@ impl NameTable {
     /// Adds a name or a `*.suffix` pattern for policy `index`. Returns an error
     /// message for a malformed pattern or a name already taken.
     pub fn insert(&mut self, pattern: &str, index: usize) -> Result<(), String> {
-        let normalized =
-            normalize_name(pattern).ok_or_else(|| format!("`{pattern}` is not a valid server name"))?;
+        let normalized = normalize_name(pattern)
+            .ok_or_else(|| format!("`{pattern}` is not a valid server name"))?;
         let (list, key) = if let Some(suffix) = normalized.strip_prefix('*') {
             if !suffix.starts_with('.') || suffix.len() < 2 || suffix[1..].contains('*') {
                 return Err(format!(
@@ -130,12 +130,25 @@ pub struct DomainRule {
 pub struct DomainRules {
     pub rules: Vec<DomainRule>,
     pub names: NameTable,
+    /// The policy that serves names no policy lists (and TLS clients that
+    /// send no SNI); `None` when such names are rejected.
+    pub fallback: Option<usize>,
 }
 
 impl DomainRules {
     /// The rule for a server name, if any policy lists it.
     pub fn for_name(&self, name: &str) -> Option<&DomainRule> {
         self.names.lookup(name).map(|i| &self.rules[i])
+    }
+
+    /// The rule that would admit a TLS handshake for `name`: the listed
+    /// policy, else the fallback. This is the rule to compare a `Host` header
+    /// against, because it is the one the handshake would have used.
+    pub fn resolve(&self, name: &str) -> Option<&DomainRule> {
+        self.names
+            .lookup(name)
+            .or(self.fallback)
+            .map(|i| &self.rules[i])
     }
 }
 
@@ -187,7 +200,10 @@ mod tests {
         assert!(t.insert("a.*.com", 9).is_err());
         assert!(t.insert("*", 9).is_err());
         assert!(t.insert("**.com", 9).is_err());
-        assert!(t.insert("LOCALHOST", 9).unwrap_err().contains("more than one"));
+        assert!(t
+            .insert("LOCALHOST", 9)
+            .unwrap_err()
+            .contains("more than one"));
     }
 
     #[test]
