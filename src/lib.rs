@@ -2,14 +2,21 @@
 //! connection, on a hand-rolled reactor with `poll`, `epoll`, `kqueue` and
 //! `mio` backends.
 //!
-//! Read it in the order bytes flow: [`backends`] (readiness), `reactor`
-//! (timers on top), `net` (listeners and accepting), `engine` (one worker's
-//! event loop and its connections), [`tls`] (the gate that decides plain, TLS
-//! or mTLS), and [`service`] (echo, chat, HTTP).
+//! Read it in the order bytes flow: [`backends`] (readiness, one file per OS
+//! mechanism), [`timers`] (deadlines), [`net`] (listeners and accepting),
+//! [`engine`] (one worker's event loop and its connections), [`tls`] (the gate
+//! that decides plain, TLS or mTLS), and [`service`] (echo, chat, HTTP,
+//! multicast). [`server`] starts workers; [`cli`] is the command line.
 
 pub use backends;
 
+pub mod cli;
+pub mod config;
 pub mod connection_info;
 pub mod domains;
+pub mod engine;
+pub mod net;
+pub mod server;
 pub mod service;
+pub mod timers;
 pub mod tls;

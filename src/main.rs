@@ -1,1 +1,24 @@
-fn main() {}
+//! The `portcullis` binary: parse the command line and run a command.
+
+use clap::Parser;
+use portcullis::cli::{Cli, Command};
+
+fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    let command = cli.command.unwrap_or_else(|| {
+        // No subcommand: `serve` with every flag at its default.
+        let Cli { command } = Cli::parse_from(["portcullis", "serve"]);
+        command.expect("`serve` parses")
+    });
+    let code = match command {
+        Command::Serve(args) => portcullis::cli::serve::run(&args),
+        Command::Backends => {
+            for kind in backends::BackendKind::compiled() {
+                println!("{kind}");
+            }
+            0
+        }
+    };
+    std::process::exit(code);
+}

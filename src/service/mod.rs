@@ -42,6 +42,12 @@ pub trait Service {
         let _ = session;
     }
 
+    /// Whether this service wants `on_drained` calls. Off by default: each
+    /// one costs a trip through the reactor.
+    fn wants_drained(&self) -> bool {
+        false
+    }
+
     /// The session ended, for whatever reason. Its id is never used again.
     fn on_close(&mut self, id: SessionId, info: &ConnectionInfo) {
         let _ = (id, info);
@@ -121,3 +127,4 @@ impl<'a> Session<'a> {
 pub mod chat;
 pub mod echo;
 pub mod http;
+pub mod multicast;

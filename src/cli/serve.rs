@@ -1,0 +1,257 @@
+//! `portcullis serve`: from flags and config file to a running server.
+//!
+//! Precedence is the usual one — command-line flag, then config file, then
+//! built-in default — and every decision is made here, before any socket is
+//! opened, so a bad combination fails at start-up with a message naming the
+//! flag or key. The one idea: **the defaults must be useful on their own**:
+//! with no flags and no file the server serves HTTP on 127.0.0.1:8443 over
+//! plaintext, TLS and mTLS with embedded development certificates.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use backends::BackendKind;
+
+use crate::cli::ServeArgs;
+use crate::config::{Config, ConfigError, DEFAULT_LISTEN, SERVICES};
+use crate::domains::DomainRules;
+use crate::net::listener::ListenerOptions;
+use crate::server::{self, ListenerSettings, ServerSettings};
+use crate::service::http::{Http, HttpLimits};
+use crate::service::{chat::Chat, echo::Echo, multicast::Multicast, Service, ServiceFactory};
+use crate::tls::TlsGate;
+
+/// Descriptors kept free for listeners, the selector, logs and the reserve.
+const DESCRIPTOR_RESERVE: usize = 64;
+
+/// Builds the server's settings from flags and the optional config file.
+pub fn settings(args: &ServeArgs) -> Result<ServerSettings, ConfigError> {
+    let config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::parse("", "built-in defaults")?,
+    };
+    let service_name = args
+        .service
+        .clone()
+        .or_else(|| config.service.clone())
+        .unwrap_or_else(|| "http".to_string());
+    if !SERVICES.contains(&service_name.as_str()) {
+        return Err(ConfigError(format!(
+            "--service: unknown service `{service_name}`; expected one of {}",
+            SERVICES.join(", ")
+        )));
+    }
+    let backend = match args.backend.as_deref().or(config.backend.as_deref()) {
+        Some(name) => {
+            backends::parse_backend(name).map_err(|e| ConfigError(format!("--backend: {e}")))?
+        }
+        None => BackendKind::best(),
+    };
+    let workers = args.workers.or(config.workers).unwrap_or(1);
+    if workers == 0 {
+        return Err(ConfigError("--workers: must be at least 1".into()));
+    }
+    let max_connections = args
+        .max_conns
+        .or(config.max_connections)
+        .unwrap_or_else(default_max_connections);
+    if max_connections == 0 {
+        return Err(ConfigError("--max-conns: must be at least 1".into()));
+    }
+
+    let gate = if args.no_tls {
+        None
+    } else if !config.domains.is_empty() {
+        let origin = args
+            .config
+            .as_ref()
+            .map_or_else(|| "config".to_string(), |p| p.display().to_string());
+        Some(Arc::new(
+            TlsGate::from_config(&config.domains, &config.tls, &origin).map_err(ConfigError)?,
+        ))
+    } else if args.config.is_none() {
+        Some(Arc::new(TlsGate::development().map_err(ConfigError)?))
+    } else {
+        None
+    };
+
+    let speaks_first = service_name == "chat" || service_name == "multicast";
+    let mut limits = config.connection_limits();
+    if speaks_first && limits.plaintext_after.is_none() {
+        limits.plaintext_after = Some(crate::config::DEFAULT_PLAINTEXT_AFTER);
+    }
+    let listeners = listener_settings(args, &config, gate.is_some(), workers, speaks_first)?;
+
+    let rules = Arc::new(gate.as_ref().map(|g| g.domain_rules()).unwrap_or_default());
+    let http_limits = HttpLimits {
+        max_header_bytes: config
+            .limits
+            .max_header_bytes
+            .unwrap_or(HttpLimits::default().max_header_bytes),
+        ..HttpLimits::default()
+    };
+    let service = service_factory(&service_name, rules, http_limits, args.multicast_size);
+
+    Ok(ServerSettings {
+        listeners,
+        backend,
+        workers,
+        max_connections,
+        service_name,
+        service,
+        gate,
+        limits,
+        socket_options: config.socket_options(),
+        shutdown_grace: config.shutdown_grace(),
+    })
+}
+
+fn listener_settings(
+    args: &ServeArgs,
+    config: &Config,
+    tls_available: bool,
+    workers: usize,
+    speaks_first: bool,
+) -> Result<Vec<ListenerSettings>, ConfigError> {
+    if args.tls_only && !tls_available {
+        return Err(ConfigError(
+            "--tls-only: no TLS domains are configured".into(),
+        ));
+    }
+    let from_flags = |addr| {
+        let mut options = ListenerOptions::new(addr);
+        options.reuse_port = workers > 1 || args.reuse_port;
+        options.defer_accept_secs = (!speaks_first).then_some(DEFER_ACCEPT_SECS);
+        ListenerSettings {
+            options,
+            allow_plaintext: !args.tls_only,
+            tls: tls_available,
+        }
+    };
+    if !args.listen.is_empty() {
+        return Ok(args.listen.iter().copied().map(from_flags).collect());
+    }
+    if config.listeners.is_empty() {
+        let addr = DEFAULT_LISTEN.parse().expect("the default address parses");
+        return Ok(vec![from_flags(addr)]);
+    }
+    Ok(config
+        .listeners
+        .iter()
+        .map(|l| {
+            let mut options = ListenerOptions::new(l.address);
+            options.backlog = l.backlog.unwrap_or(options.backlog);
+            options.reuse_port = l.reuse_port.unwrap_or(workers > 1) || args.reuse_port;
+            options.ipv6_only = l.ipv6_only;
+            options.defer_accept_secs = l
+                .defer_accept
+                .unwrap_or(!speaks_first)
+                .then_some(DEFER_ACCEPT_SECS);
+            let tls = tls_available && l.tls.unwrap_or(true);
+            ListenerSettings {
+                options,
+                allow_plaintext: (l.plaintext && !args.tls_only) || !tls,
+                tls,
+            }
+        })
+        .collect())
+}
+
+/// How long the kernel holds a silent connection before waking `accept`.
+const DEFER_ACCEPT_SECS: u32 = 5;
+
+fn service_factory(
+    name: &str,
+    rules: Arc<DomainRules>,
+    http: HttpLimits,
+    multicast_size: usize,
+) -> ServiceFactory {
+    match name {
+        "echo" => Arc::new(|| Box::new(Echo) as Box<dyn Service>),
+        "chat" => Arc::new(|| Box::new(Chat) as Box<dyn Service>),
+        "multicast" => {
+            Arc::new(move || Box::new(Multicast::new(multicast_size)) as Box<dyn Service>)
+        }
+        _ => Arc::new(move || Box::new(Http::new(rules.clone(), http.clone())) as Box<dyn Service>),
+    }
+}
+
+/// The descriptor limit minus a reserve, so that `--max-conns` refuses
+/// cleanly before `accept` ever sees EMFILE.
+fn default_max_connections() -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid out-pointer for getrlimit.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    if rc != 0 || limit.rlim_cur == libc::RLIM_INFINITY {
+        return 100_000;
+    }
+    (limit.rlim_cur as usize)
+        .saturating_sub(DESCRIPTOR_RESERVE)
+        .max(1)
+}
+
+/// Runs the server until SIGINT or SIGTERM; returns the process exit code.
+pub fn run(args: &ServeArgs) -> i32 {
+    let settings = match settings(args) {
+        Ok(settings) => settings,
+        Err(err) => {
+            eprintln!("portcullis: {err}");
+            return 2;
+        }
+    };
+    if let Err(err) = server::block_shutdown_signals() {
+        eprintln!("portcullis: cannot block shutdown signals: {err}");
+        return 1;
+    }
+    let describe: Vec<String> = settings
+        .listeners
+        .iter()
+        .map(|l| match (l.allow_plaintext, l.tls) {
+            (true, true) => "plaintext+tls",
+            (false, true) => "tls only",
+            _ => "plaintext only",
+        })
+        .map(String::from)
+        .collect();
+    let (service, backend, workers) = (
+        settings.service_name.clone(),
+        settings.backend,
+        settings.workers,
+    );
+    let handle = match server::start(settings) {
+        Ok(handle) => handle,
+        Err(err) => {
+            eprintln!("portcullis: {err}");
+            return 1;
+        }
+    };
+    {
+        let mut out = std::io::stdout().lock();
+        for (addr, transports) in handle.addresses().iter().zip(&describe) {
+            let _ = writeln!(
+                out,
+                "portcullis: listening on {addr} ({transports}; service {service}; backend {backend}; {workers} worker{})",
+                if workers == 1 { "" } else { "s" }
+            );
+        }
+        let _ = out.flush();
+    }
+    match server::wait_for_shutdown_signal() {
+        Ok(signal) => log::info!("{signal} received: stopping accepting, flushing, exiting"),
+        Err(err) => log::error!("waiting for signals failed: {err}; stopping"),
+    }
+    handle.request_stop();
+    let stats = handle.shared().clone();
+    let result = handle.join();
+    log::info!("{}", stats.stats.summary());
+    match result {
+        Ok(()) => 0,
+        Err(err) => {
+            eprintln!("portcullis: {err}");
+            1
+        }
+    }
+}

@@ -1,0 +1,349 @@
+//! The configuration file (`portcullis serve --config FILE`) and the built-in
+//! defaults.
+//!
+//! A configuration mistake should stop the server *before* it accepts a
+//! single connection, with a message a tired operator can act on: which file,
+//! which key, what is wrong. The one idea: **parse strictly, then validate
+//! everything up front** — unknown keys are errors (a typo such as
+//! `client_atuh` must not silently turn mutual TLS off), and certificates and
+//! keys are loaded and matched at start-up, not on the first handshake.
+//!
+//! See `portcullis.example.toml` for every key, documented.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::engine::ConnectionLimits;
+use crate::net::accept::AcceptedSocketOptions;
+use crate::tls::DomainSpec;
+
+/// The whole file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `echo`, `chat`, `http` or `multicast`.
+    pub service: Option<String>,
+    /// A backend name; default: the best compiled in.
+    pub backend: Option<String>,
+    pub workers: Option<usize>,
+    pub max_connections: Option<usize>,
+    #[serde(default)]
+    pub listeners: Vec<ListenerConfig>,
+    #[serde(default)]
+    pub timeouts: TimeoutConfig,
+    #[serde(default)]
+    pub limits: LimitConfig,
+    #[serde(default)]
+    pub socket: SocketConfig,
+    #[serde(default)]
+    pub tls: TlsConfig,
+    #[serde(default)]
+    pub domains: Vec<DomainSpec>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    pub address: SocketAddr,
+    /// Serve connections whose first bytes are not TLS. Default: true.
+    #[serde(default = "yes")]
+    pub plaintext: bool,
+    /// Serve TLS (needs `[[domains]]`). Default: true when domains exist.
+    pub tls: Option<bool>,
+    pub backlog: Option<i32>,
+    /// Default: on when `workers` > 1.
+    pub reuse_port: Option<bool>,
+    /// Linux `TCP_DEFER_ACCEPT`. Default: on, except for `chat`, which
+    /// speaks first.
+    pub defer_accept: Option<bool>,
+    /// For `[::]`: refuse IPv4 clients. Default: false (dual stack).
+    #[serde(default)]
+    pub ipv6_only: bool,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeoutConfig {
+    pub handshake_secs: Option<f64>,
+    pub idle_secs: Option<f64>,
+    pub write_secs: Option<f64>,
+    pub plaintext_after_ms: Option<u64>,
+    pub shutdown_grace_secs: Option<f64>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitConfig {
+    pub output_high_water: Option<usize>,
+    pub output_hard_limit: Option<usize>,
+    pub max_input: Option<usize>,
+    pub max_header_bytes: Option<usize>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SocketConfig {
+    pub nodelay: Option<bool>,
+    /// Seconds of idleness before TCP keepalive probes; 0 turns keepalive off.
+    pub keepalive_secs: Option<u64>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// What to do with a ClientHello whose SNI no domain lists: a domain name
+    /// (its policy serves it) or `reject`. Default: the first domain.
+    pub unknown_sni: Option<String>,
+    /// What to do with a ClientHello without SNI (clients connecting by IP
+    /// address send none): a domain name or `reject`. Default: the first
+    /// domain.
+    pub no_sni: Option<String>,
+    /// ALPN protocols offered, in preference order. Default: `["http/1.1"]`.
+    pub alpn: Option<Vec<String>>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A configuration error: the file, the key, the problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads and parses a file; relative certificate paths are resolved
+    /// against the file's directory, so a config works from any directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|err| ConfigError(format!("{}: cannot read: {err}", path.display())))?;
+        let mut config = Self::parse(&text, &path.display().to_string())?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for domain in &mut config.domains {
+            domain.resolve_paths(base);
+        }
+        Ok(config)
+    }
+
+    /// Parses TOML text; `origin` names the file in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|err| {
+            // toml's message already names the key and shows the line.
+            ConfigError(format!("{origin}: {}", err.to_string().trim_end()))
+        })?;
+        config.validate(origin)?;
+        Ok(config)
+    }
+
+    fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        let fail =
+            |key: &str, problem: String| Err(ConfigError(format!("{origin}: {key}: {problem}")));
+        if let Some(service) = &self.service {
+            if !SERVICES.contains(&service.as_str()) {
+                return fail(
+                    "service",
+                    format!(
+                        "unknown service `{service}`; expected one of {}",
+                        SERVICES.join(", ")
+                    ),
+                );
+            }
+        }
+        if let Some(backend) = &self.backend {
+            if let Err(err) = backends::parse_backend(backend) {
+                return fail("backend", err);
+            }
+        }
+        if self.workers == Some(0) {
+            return fail("workers", "must be at least 1".into());
+        }
+        if self.max_connections == Some(0) {
+            return fail("max_connections", "must be at least 1".into());
+        }
+        for (i, listener) in self.listeners.iter().enumerate() {
+            let tls = listener.tls.unwrap_or(!self.domains.is_empty());
+            if tls && self.domains.is_empty() {
+                return fail(
+                    &format!("listeners[{i}].tls"),
+                    "TLS is on but no [[domains]] are configured".into(),
+                );
+            }
+            if !tls && !listener.plaintext {
+                return fail(
+                    &format!("listeners[{i}]"),
+                    "neither plaintext nor TLS is allowed: nothing could connect".into(),
+                );
+            }
+        }
+        for (key, value) in [
+            ("timeouts.handshake_secs", self.timeouts.handshake_secs),
+            ("timeouts.idle_secs", self.timeouts.idle_secs),
+            ("timeouts.write_secs", self.timeouts.write_secs),
+            (
+                "timeouts.shutdown_grace_secs",
+                self.timeouts.shutdown_grace_secs,
+            ),
+        ] {
+            if let Some(secs) = value {
+                if !(secs.is_finite() && secs > 0.0 && secs < 1e9) {
+                    return fail(key, format!("{secs} is not a positive number of seconds"));
+                }
+            }
+        }
+        for (key, value) in [
+            ("limits.output_high_water", self.limits.output_high_water),
+            ("limits.output_hard_limit", self.limits.output_hard_limit),
+            ("limits.max_input", self.limits.max_input),
+            ("limits.max_header_bytes", self.limits.max_header_bytes),
+        ] {
+            if value == Some(0) {
+                return fail(key, "must be at least 1".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Connection limits, with defaults for what the file leaves out.
+    pub fn connection_limits(&self) -> ConnectionLimits {
+        let defaults = ConnectionLimits::default();
+        let secs =
+            |value: Option<f64>, default: Duration| value.map_or(default, Duration::from_secs_f64);
+        let plaintext_after = match self.timeouts.plaintext_after_ms {
+            Some(ms) => Some(Duration::from_millis(ms)),
+            None if self.service.as_deref() == Some("chat") => Some(DEFAULT_PLAINTEXT_AFTER),
+            None => None,
+        };
+        ConnectionLimits {
+            handshake_timeout: secs(self.timeouts.handshake_secs, defaults.handshake_timeout),
+            idle_timeout: secs(self.timeouts.idle_secs, defaults.idle_timeout),
+            write_timeout: secs(self.timeouts.write_secs, defaults.write_timeout),
+            plaintext_after,
+            output_high_water: self
+                .limits
+                .output_high_water
+                .unwrap_or(defaults.output_high_water),
+            output_hard_limit: self
+                .limits
+                .output_hard_limit
+                .unwrap_or(defaults.output_hard_limit),
+            max_input: self.limits.max_input.unwrap_or(defaults.max_input),
+        }
+    }
+
+    pub fn socket_options(&self) -> AcceptedSocketOptions {
+        let defaults = AcceptedSocketOptions::default();
+        AcceptedSocketOptions {
+            nodelay: self.socket.nodelay.unwrap_or(defaults.nodelay),
+            keepalive: match self.socket.keepalive_secs {
+                Some(0) => None,
+                Some(secs) => Some(Duration::from_secs(secs)),
+                None => defaults.keepalive,
+            },
+        }
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        self.timeouts
+            .shutdown_grace_secs
+            .map_or(Duration::from_secs(5), Duration::from_secs_f64)
+    }
+}
+
+/// The services `--service` and `service =` accept.
+pub const SERVICES: [&str; 4] = ["http", "echo", "chat", "multicast"];
+
+/// Where `portcullis serve` listens when nothing says otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
+
+/// How long a listener that allows both plaintext and TLS waits for a chat
+/// client's first bytes before greeting it as plaintext.
+pub const DEFAULT_PLAINTEXT_AFTER: Duration = Duration::from_millis(300);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(text, "test.toml").map_err(|e| e.0)
+    }
+
+    #[test]
+    fn an_empty_file_is_valid_and_means_defaults() {
+        let config = parse("").unwrap();
+        assert!(config.listeners.is_empty());
+        assert_eq!(
+            config.connection_limits().idle_timeout,
+            Duration::from_secs(300)
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_naming_file_and_key() {
+        let err = parse("sevrice = \"echo\"\n").unwrap_err();
+        assert!(err.starts_with("test.toml:"), "{err}");
+        assert!(err.contains("sevrice"), "{err}");
+        let err = parse("[timeouts]\nidle = 3\n").unwrap_err();
+        assert!(err.contains("idle"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let err = parse("service = \"ftp\"\n").unwrap_err();
+        assert!(err.contains("service") && err.contains("ftp"), "{err}");
+        let err = parse("backend = \"nosuch\"\n").unwrap_err();
+        assert!(err.contains("backend") && err.contains("nosuch"), "{err}");
+        let err = parse("[timeouts]\nidle_secs = -1\n").unwrap_err();
+        assert!(err.contains("timeouts.idle_secs"), "{err}");
+        let err = parse("[[listeners]]\naddress = \"127.0.0.1:0\"\ntls = true\n").unwrap_err();
+        assert!(err.contains("listeners[0].tls"), "{err}");
+        let err = parse("[[listeners]]\naddress = \"not an address\"\n").unwrap_err();
+        assert!(err.contains("address"), "{err}");
+    }
+
+    #[test]
+    fn chat_waits_briefly_for_plaintext_clients_and_others_do_not() {
+        let chat = parse("service = \"chat\"\n").unwrap();
+        assert_eq!(
+            chat.connection_limits().plaintext_after,
+            Some(DEFAULT_PLAINTEXT_AFTER)
+        );
+        let echo = parse("service = \"echo\"\n").unwrap();
+        assert_eq!(echo.connection_limits().plaintext_after, None);
+    }
+
+    #[test]
+    fn keepalive_zero_turns_it_off() {
+        let config = parse("[socket]\nkeepalive_secs = 0\n").unwrap();
+        assert_eq!(config.socket_options().keepalive, None);
+    }
+}
+
+#[cfg(test)]
+mod example_file_tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_example_loads_and_builds_a_gate() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("portcullis.example.toml");
+        let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.listeners.len(), 1);
+        assert_eq!(config.domains.len(), 2);
+        let gate = crate::tls::TlsGate::from_config(&config.domains, &config.tls, "example")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let rules = gate.domain_rules();
+        assert_eq!(
+            rules.for_name("mtls.localhost").map(|r| r.client_auth),
+            Some(crate::domains::ClientAuth::Required)
+        );
+    }
+}

@@ -1,0 +1,174 @@
+//! Counters that say why connections ended, shared by all workers.
+//!
+//! An operator whose server drops connections needs to know *why* without
+//! turning on debug logs: "handshake timeouts went up" is an answer, "some
+//! connections closed" is not. Every close goes through one [`CloseReason`],
+//! and every reason has a counter. The one idea: **make the reason a type**,
+//! so no close path can forget to say why.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Why a connection ended (or was never admitted).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The peer closed its side and everything queued was written.
+    PeerClosed,
+    /// The service asked to close, and everything queued was written.
+    ServiceClosed,
+    /// The server is shutting down.
+    Shutdown,
+    /// The peer reset the connection or a socket call failed.
+    SocketError,
+    /// Nothing (or not a whole handshake) arrived in time.
+    HandshakeTimeout,
+    /// No traffic for the idle timeout.
+    IdleTimeout,
+    /// Output was queued but the peer read none of it for the write timeout.
+    WriteTimeout,
+    /// A broadcast receiver fell too far behind and was dropped.
+    SlowConsumer,
+    /// The service left more unconsumed input than the limit allows.
+    InputLimit,
+    /// Plaintext arrived on a listener that only accepts TLS.
+    PlaintextRefused,
+    /// The TLS handshake failed (bad bytes, wrong or missing client
+    /// certificate, unknown server name, …); the log line says which.
+    TlsHandshakeFailed,
+    /// A TLS record could not be processed after the handshake.
+    TlsError,
+    /// Accepted and closed at once: the `--max-conns` limit was reached.
+    MaxConnections,
+    /// Accepted and closed at once: the process ran out of descriptors.
+    OutOfDescriptors,
+}
+
+impl CloseReason {
+    pub const ALL: [CloseReason; 14] = [
+        CloseReason::PeerClosed,
+        CloseReason::ServiceClosed,
+        CloseReason::Shutdown,
+        CloseReason::SocketError,
+        CloseReason::HandshakeTimeout,
+        CloseReason::IdleTimeout,
+        CloseReason::WriteTimeout,
+        CloseReason::SlowConsumer,
+        CloseReason::InputLimit,
+        CloseReason::PlaintextRefused,
+        CloseReason::TlsHandshakeFailed,
+        CloseReason::TlsError,
+        CloseReason::MaxConnections,
+        CloseReason::OutOfDescriptors,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            CloseReason::PeerClosed => "peer_closed",
+            CloseReason::ServiceClosed => "service_closed",
+            CloseReason::Shutdown => "shutdown",
+            CloseReason::SocketError => "socket_error",
+            CloseReason::HandshakeTimeout => "handshake_timeout",
+            CloseReason::IdleTimeout => "idle_timeout",
+            CloseReason::WriteTimeout => "write_timeout",
+            CloseReason::SlowConsumer => "slow_consumer",
+            CloseReason::InputLimit => "input_limit",
+            CloseReason::PlaintextRefused => "plaintext_refused",
+            CloseReason::TlsHandshakeFailed => "tls_handshake_failed",
+            CloseReason::TlsError => "tls_error",
+            CloseReason::MaxConnections => "max_connections",
+            CloseReason::OutOfDescriptors => "out_of_descriptors",
+        }
+    }
+
+    /// Whether this ending is routine (not worth a log line above debug).
+    pub fn is_routine(self) -> bool {
+        matches!(
+            self,
+            CloseReason::PeerClosed | CloseReason::ServiceClosed | CloseReason::Shutdown
+        )
+    }
+
+    fn index(self) -> usize {
+        Self::ALL.iter().position(|r| *r == self).unwrap_or(0)
+    }
+}
+
+/// Process-wide counters. Updated on accept and close, never per message, so
+/// sharing them between workers costs nothing measurable.
+#[derive(Debug, Default)]
+pub struct Stats {
+    accepted: AtomicU64,
+    admitted_plain: AtomicU64,
+    admitted_tls: AtomicU64,
+    admitted_mtls: AtomicU64,
+    closed: [AtomicU64; 14],
+}
+
+impl Stats {
+    pub fn count_accepted(&self) {
+        self.accepted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn count_admitted(&self, transport: crate::connection_info::Transport) {
+        use crate::connection_info::Transport;
+        let counter = match transport {
+            Transport::Plain => &self.admitted_plain,
+            Transport::Tls => &self.admitted_tls,
+            Transport::Mtls => &self.admitted_mtls,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn count_closed(&self, reason: CloseReason) {
+        self.closed[reason.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn closed(&self, reason: CloseReason) -> u64 {
+        self.closed[reason.index()].load(Ordering::Relaxed)
+    }
+
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
+    }
+
+    /// One line: `accepted=… plain=… tls=… mtls=… closed: reason=n …`, listing
+    /// only reasons that happened.
+    pub fn summary(&self) -> String {
+        let mut line = format!(
+            "accepted={} plain={} tls={} mtls={} closed:",
+            self.accepted(),
+            self.admitted_plain.load(Ordering::Relaxed),
+            self.admitted_tls.load(Ordering::Relaxed),
+            self.admitted_mtls.load(Ordering::Relaxed),
+        );
+        for reason in CloseReason::ALL {
+            let n = self.closed(reason);
+            if n > 0 {
+                let _ = write!(line, " {}={n}", reason.label());
+            }
+        }
+        line
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reason_has_its_own_counter_and_label() {
+        let stats = Stats::default();
+        for (i, reason) in CloseReason::ALL.into_iter().enumerate() {
+            for _ in 0..=i {
+                stats.count_closed(reason);
+            }
+        }
+        for (i, reason) in CloseReason::ALL.into_iter().enumerate() {
+            assert_eq!(stats.closed(reason), i as u64 + 1, "{}", reason.label());
+        }
+        let labels: std::collections::HashSet<_> =
+            CloseReason::ALL.iter().map(|r| r.label()).collect();
+        assert_eq!(labels.len(), CloseReason::ALL.len());
+        assert!(stats.summary().contains("handshake_timeout=5"));
+    }
+}

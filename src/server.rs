@@ -1,0 +1,254 @@
+//! Starting and stopping a server: listeners, worker threads, signals.
+//!
+//! Workers share nothing: each gets its own selector and its own listening
+//! socket on the same port (`SO_REUSEPORT`), so the kernel spreads
+//! connections between them and no lock sits on the accept path. The one idea
+//! for shutdown: **signals are received by one thread, synchronously**. The
+//! main thread blocks SIGINT and SIGTERM before any worker exists (so every
+//! thread inherits the block) and then waits for them with `sigwait`; no
+//! async-signal-safety puzzles, and the workers are told through their
+//! wakers, which is exactly what wakers are for.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use backends::BackendKind;
+
+use crate::engine::{ConnectionLimits, ListenerSetup, Shared, Worker, WorkerSetup};
+use crate::net::accept::AcceptedSocketOptions;
+use crate::net::listener::{self, ListenerOptions};
+use crate::service::ServiceFactory;
+use crate::tls::TlsGate;
+
+/// One listening address and what it admits.
+#[derive(Clone, Debug)]
+pub struct ListenerSettings {
+    pub options: ListenerOptions,
+    pub allow_plaintext: bool,
+    /// Serve TLS on this port (needs a gate).
+    pub tls: bool,
+}
+
+/// Everything needed to start a server.
+pub struct ServerSettings {
+    pub listeners: Vec<ListenerSettings>,
+    pub backend: BackendKind,
+    pub workers: usize,
+    pub max_connections: usize,
+    pub service_name: String,
+    pub service: ServiceFactory,
+    pub gate: Option<Arc<TlsGate>>,
+    pub limits: ConnectionLimits,
+    pub socket_options: AcceptedSocketOptions,
+    pub shutdown_grace: Duration,
+}
+
+impl ServerSettings {
+    /// A plaintext-only server on `addr` with the best backend, one worker
+    /// and default limits: the smallest way to run a service of your own.
+    pub fn plaintext(
+        addr: SocketAddr,
+        service_name: &str,
+        service: ServiceFactory,
+    ) -> ServerSettings {
+        ServerSettings {
+            listeners: vec![ListenerSettings {
+                options: ListenerOptions::new(addr),
+                allow_plaintext: true,
+                tls: false,
+            }],
+            backend: BackendKind::best(),
+            workers: 1,
+            max_connections: 10_000,
+            service_name: service_name.to_string(),
+            service,
+            gate: None,
+            limits: ConnectionLimits::default(),
+            socket_options: AcceptedSocketOptions::default(),
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A running server: its real addresses, and how to stop it.
+pub struct ServerHandle {
+    addresses: Vec<SocketAddr>,
+    shared: Arc<Shared>,
+    wakers: Vec<backends::Waker>,
+    threads: Vec<JoinHandle<io::Result<()>>>,
+}
+
+impl ServerHandle {
+    /// The bound addresses, with real ports where port 0 was asked for, in
+    /// the order the listeners were given.
+    pub fn addresses(&self) -> &[SocketAddr] {
+        &self.addresses
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Asks every worker to stop accepting, flush and exit.
+    pub fn request_stop(&self) {
+        self.shared.stop.store(true, Ordering::Release);
+        for waker in &self.wakers {
+            if let Err(err) = waker.wake() {
+                log::warn!("cannot wake a worker for shutdown: {err}");
+            }
+        }
+    }
+
+    /// Waits for every worker; returns the first error any of them hit.
+    pub fn join(self) -> io::Result<()> {
+        let mut result = Ok(());
+        for thread in self.threads {
+            let outcome = thread
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("a worker thread panicked")));
+            if let Err(err) = outcome {
+                log::error!("worker failed: {err}");
+                if result.is_ok() {
+                    result = Err(err);
+                }
+            }
+        }
+        result
+    }
+}
+
+/// Binds every listener for every worker and starts the worker threads.
+pub fn start(settings: ServerSettings) -> io::Result<ServerHandle> {
+    if settings.listeners.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "no listener configured",
+        ));
+    }
+    let workers = settings.workers.max(1);
+    let per_worker = bind_all(&settings.listeners, workers)?;
+    let addresses = per_worker[0]
+        .iter()
+        .map(|l| l.local_addr())
+        .collect::<io::Result<Vec<_>>>()?;
+
+    let shared = Arc::new(Shared::new(settings.max_connections));
+    let mut selectors = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        selectors.push(settings.backend.open()?);
+    }
+    let wakers: Vec<backends::Waker> = selectors.iter().map(|s| s.waker()).collect();
+    if workers > 1 {
+        let _ = shared.hub.set(crate::engine::hub::Hub::new(wakers.clone()));
+    }
+
+    let mut threads = Vec::with_capacity(workers);
+    for (id, (selector, sockets)) in selectors.into_iter().zip(per_worker).enumerate() {
+        let listeners = sockets
+            .into_iter()
+            .zip(&settings.listeners)
+            .map(|(listener, spec)| ListenerSetup {
+                listener,
+                allow_plaintext: spec.allow_plaintext || !spec.tls,
+                tls: if spec.tls {
+                    settings.gate.clone()
+                } else {
+                    None
+                },
+            })
+            .collect();
+        let factory = settings.service.clone();
+        let limits = settings.limits.clone();
+        let socket_options = settings.socket_options;
+        let shutdown_grace = settings.shutdown_grace;
+        let shared = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("portcullis-worker-{id}"))
+            .spawn(move || {
+                let setup = WorkerSetup {
+                    id,
+                    listeners,
+                    service: factory(),
+                    limits,
+                    socket_options,
+                    shutdown_grace,
+                    shared,
+                };
+                Worker::new(selector, setup)?.run()
+            })?;
+        threads.push(thread);
+    }
+    Ok(ServerHandle {
+        addresses,
+        shared,
+        wakers,
+        threads,
+    })
+}
+
+/// Opens each listener once per worker. With several workers, the first
+/// socket learns the real port (when 0 was asked for) and the others join it
+/// through `SO_REUSEPORT`.
+fn bind_all(
+    listeners: &[ListenerSettings],
+    workers: usize,
+) -> io::Result<Vec<Vec<std::net::TcpListener>>> {
+    let mut per_worker: Vec<Vec<std::net::TcpListener>> =
+        (0..workers).map(|_| Vec::new()).collect();
+    for spec in listeners {
+        let mut options = spec.options.clone();
+        options.reuse_port |= workers > 1;
+        let first = listener::bind(&options)?;
+        options.addr = first.local_addr()?;
+        per_worker[0].push(first);
+        for sockets in per_worker.iter_mut().skip(1) {
+            sockets.push(listener::bind(&options)?);
+        }
+    }
+    Ok(per_worker)
+}
+
+/// Blocks SIGINT and SIGTERM in the calling thread, and so in every thread
+/// it creates afterwards. Call before `start`.
+pub fn block_shutdown_signals() -> io::Result<()> {
+    let set = shutdown_signal_set();
+    // SAFETY: `set` is an initialised sigset_t; a null old-set is allowed.
+    let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(rc))
+    }
+}
+
+/// Waits until SIGINT or SIGTERM arrives; returns the signal's name.
+pub fn wait_for_shutdown_signal() -> io::Result<&'static str> {
+    let set = shutdown_signal_set();
+    let mut signal: libc::c_int = 0;
+    // SAFETY: `set` is initialised and `signal` is a valid out-pointer.
+    let rc = unsafe { libc::sigwait(&set, &mut signal) };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
+    }
+    Ok(if signal == libc::SIGINT {
+        "SIGINT"
+    } else {
+        "SIGTERM"
+    })
+}
+
+fn shutdown_signal_set() -> libc::sigset_t {
+    // SAFETY: sigemptyset initialises the zeroed set before sigaddset reads
+    // it; both only write inside `set`.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        set
+    }
+}

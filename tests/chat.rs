@@ -1,0 +1,145 @@
+//! The chat service: greeting, broadcast to every member exactly once and in
+//! order per sender, across workers, and a slow member that cannot stall the
+//! room.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use common::{backends, Server};
+
+const GREETING: &str = "welcome to portcullis chat";
+
+fn chat_server(backend: &str, extra: &[&str]) -> Server {
+    let mut args = vec![
+        "--service",
+        "chat",
+        "--listen",
+        "127.0.0.1:0",
+        "--backend",
+        backend,
+    ];
+    args.extend_from_slice(extra);
+    Server::start(&args)
+}
+
+fn join(server: &Server) -> (TcpStream, BufReader<TcpStream>) {
+    let stream = server.connect();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut greeting = String::new();
+    reader.read_line(&mut greeting).unwrap();
+    assert!(greeting.starts_with(GREETING), "greeting was {greeting:?}");
+    (stream, reader)
+}
+
+fn every_member_hears_every_line_once_in_order(backend: &str, extra: &[&str]) {
+    const MEMBERS: usize = 6;
+    const LINES: usize = 200;
+    let server = chat_server(backend, extra);
+    let mut members: Vec<_> = (0..MEMBERS).map(|_| join(&server)).collect();
+    // Every member has been greeted, so every member is in the room.
+    let writers: Vec<_> = members
+        .iter()
+        .enumerate()
+        .map(|(m, (stream, _))| {
+            let mut stream = stream.try_clone().unwrap();
+            std::thread::spawn(move || {
+                for line in 0..LINES {
+                    stream
+                        .write_all(format!("member{m} line{line}\n").as_bytes())
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    for (receiver, (_, reader)) in members.iter_mut().enumerate() {
+        let mut next_expected: HashMap<usize, usize> = HashMap::new();
+        for _ in 0..MEMBERS * LINES {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            let (sender, number) = parse(&line);
+            let expected = next_expected.entry(sender).or_insert(0);
+            assert_eq!(
+                number, *expected,
+                "{backend}: member {receiver} got {line:?} out of order"
+            );
+            *expected += 1;
+        }
+        assert!(
+            next_expected.values().all(|n| *n == LINES),
+            "{backend}: {next_expected:?}"
+        );
+    }
+    // Exactly once: nothing more arrives.
+    for (stream, reader) in &mut members {
+        stream
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut extra = String::new();
+        assert!(
+            reader.read_line(&mut extra).is_err() || extra.is_empty(),
+            "{backend}: duplicate {extra:?}"
+        );
+    }
+}
+
+fn parse(line: &str) -> (usize, usize) {
+    let mut parts = line.trim_end().split(' ');
+    let sender = parts
+        .next()
+        .and_then(|p| p.strip_prefix("member"))
+        .and_then(|n| n.parse().ok());
+    let number = parts
+        .next()
+        .and_then(|p| p.strip_prefix("line"))
+        .and_then(|n| n.parse().ok());
+    match (sender, number) {
+        (Some(s), Some(n)) => (s, n),
+        _ => panic!("malformed chat line {line:?}"),
+    }
+}
+
+#[test]
+fn broadcast_reaches_every_member_exactly_once_and_in_order() {
+    for backend in backends() {
+        every_member_hears_every_line_once_in_order(&backend, &[]);
+    }
+}
+
+#[test]
+fn broadcast_crosses_workers() {
+    every_member_hears_every_line_once_in_order(&backends()[0], &["--workers", "3"]);
+}
+
+#[test]
+fn a_member_that_stops_reading_is_dropped_and_the_room_carries_on() {
+    for backend in backends() {
+        let server = chat_server(&backend, &[]);
+        let (_slow, _slow_reader) = join(&server); // never reads again
+        let (mut talker, mut talker_reader) = join(&server);
+        let (_, mut listener_reader) = join(&server);
+        let rss_before = server.rss_kib();
+        let line = format!("{}\n", "x".repeat(1000));
+        for _ in 0..20_000 {
+            talker.write_all(line.as_bytes()).unwrap();
+            let mut echoed = String::new();
+            talker_reader.read_line(&mut echoed).unwrap();
+            let mut heard = String::new();
+            listener_reader.read_line(&mut heard).unwrap();
+            assert_eq!(heard, line);
+        }
+        let grown = server.rss_kib().saturating_sub(rss_before);
+        assert!(grown < 16 * 1024, "{backend}: server grew by {grown} KiB");
+        let (_, log) = server.stop();
+        assert!(
+            log.contains("slow_consumer=1"),
+            "{backend}: slow member not dropped:\n{log}"
+        );
+    }
+}
