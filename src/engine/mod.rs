@@ -468,8 +468,14 @@ impl Worker {
                 }
                 Ok(n) => {
                     conn.last_activity = self.now;
+                    // A plaintext read that did not fill the buffer has very
+                    // likely drained the socket. Skip the read that would
+                    // only say EAGAIN: the one-shot re-arm reports the socket
+                    // again at once if more did arrive, so nothing is lost
+                    // and a round trip costs one system call less.
+                    let drained = conn.tls.is_none() && n < self.read_buf.len();
                     self.on_bytes(key, n)?;
-                    if !self.connections.contains(key) {
+                    if drained || !self.connections.contains(key) {
                         return Ok(());
                     }
                 }
