@@ -223,3 +223,18 @@ pub enum QueueError {
     Socket(io::Error),
     Tls(crate::tls::TlsError),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An idle plaintext connection owns no heap buffer, so its user-space
+    /// cost is this struct (plus its slab slot and timer entry). Keep it small:
+    /// the budget is 256 bytes per idle connection in all.
+    #[test]
+    fn an_idle_connection_stays_small() {
+        let size = std::mem::size_of::<Connection>();
+        eprintln!("size_of::<Connection>() = {size}");
+        assert!(size <= 192, "Connection grew to {size} bytes");
+    }
+}
