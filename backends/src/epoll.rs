@@ -66,9 +66,12 @@ impl EpollSelector {
         token: Token,
         interest: Interest,
     ) -> io::Result<()> {
-        let mut flags = libc::EPOLLONESHOT | libc::EPOLLRDHUP;
+        let mut flags = libc::EPOLLONESHOT;
         if interest.is_readable() {
-            flags |= libc::EPOLLIN;
+            // The peer's FIN is news only to a reader. A write-only
+            // registration must not hear it: a FIN is a standing condition,
+            // and it would fire on every wait while the socket stays full.
+            flags |= libc::EPOLLIN | libc::EPOLLRDHUP;
         }
         if interest.is_writable() {
             flags |= libc::EPOLLOUT;

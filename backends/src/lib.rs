@@ -48,7 +48,10 @@
 //! * **Errors and hang-ups are reported as readiness**, `readable` and/or
 //!   `writable`, even for an interest the registration did not ask for, so
 //!   that the next `read` or `write` returns the error (or end of file)
-//!   through the normal path. Treat the flags as hints of what to try.
+//!   through the normal path. Treat the flags as hints of what to try. A
+//!   peer's half-close (FIN) is reported only to a registration that asked
+//!   for `READABLE`: it is a standing condition, and reporting it to a
+//!   write-only registration would wake every wait until the peer reads.
 //! * **One descriptor, one registration.** Registering an fd twice is an error;
 //!   deregister it before closing it (a closed fd silently leaves `epoll`'s set
 //!   but stays in `poll`'s).

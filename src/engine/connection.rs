@@ -73,6 +73,9 @@ impl Default for ConnectionLimits {
     }
 }
 
+/// How long a closing connection waits for the peer's FIN after our own.
+pub const LINGER_TIMEOUT: Duration = Duration::from_secs(2);
+
 pub struct Connection {
     pub stream: TcpStream,
     /// Distinguishes this connection from earlier ones in the same slab slot.
@@ -95,6 +98,10 @@ pub struct Connection {
     pub read_closed: bool,
     /// Close once the queued output is written.
     pub closing: bool,
+    /// Output is written and our side is shut (FIN sent); reading and
+    /// discarding until the peer's FIN, so that closing does not reset the
+    /// connection and destroy data the peer has not read yet.
+    pub lingering: bool,
     /// The service asked to hear when output drains (streaming services).
     pub wants_drained: bool,
     pub accepted_at: Instant,
@@ -123,19 +130,34 @@ impl Connection {
     /// nothing left to wait for and should be closed.
     pub fn interest(&self, limits: &ConnectionLimits) -> Option<Interest> {
         let pending = self.pending_output() > 0;
-        let read = !self.read_closed && !self.closing && !self.is_backpressured(limits);
+        let read = !self.read_closed
+            && (self.lingering || (!self.closing && !self.is_backpressured(limits)));
         let write = pending || (self.wants_drained && self.stage == Stage::Open && !self.closing);
         Interest::from_flags(read, write)
     }
 
+    /// Whether a close should linger: our output is all written, but the
+    /// peer may still be sending. Closing a socket with unread input makes
+    /// the kernel send a reset, which can destroy our last bytes in flight.
+    pub fn should_linger(&self) -> bool {
+        self.closing && !self.lingering && !self.read_closed && self.pending_output() == 0
+    }
+
     /// When this connection must next be looked at by the timer.
     pub fn deadline(&self, limits: &ConnectionLimits) -> Instant {
+        if self.lingering {
+            return self.last_activity + LINGER_TIMEOUT;
+        }
         match self.stage {
-            Stage::Sniffing => {
+            // A client that has said nothing may be waiting to be spoken to
+            // (plaintext_after); one that sent part of a TLS header is
+            // handshaking and gets the full handshake timeout.
+            Stage::Sniffing if self.input.is_empty() => {
                 let plaintext_at = limits.plaintext_after.map(|after| self.accepted_at + after);
                 let handshake_by = self.accepted_at + limits.handshake_timeout;
                 plaintext_at.map_or(handshake_by, |at| at.min(handshake_by))
             }
+            Stage::Sniffing => self.accepted_at + limits.handshake_timeout,
             Stage::Handshaking => self.accepted_at + limits.handshake_timeout,
             Stage::Open if self.pending_output() > 0 => self.last_activity + limits.write_timeout,
             Stage::Open => self.last_activity + limits.idle_timeout,

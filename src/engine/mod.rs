@@ -348,6 +348,7 @@ impl Worker {
             output: Vec::new(),
             read_closed: false,
             closing: false,
+            lingering: false,
             wants_drained: false,
             accepted_at: self.now,
             last_activity: self.now,
@@ -363,14 +364,14 @@ impl Worker {
             self.close_unregistered(key, CloseReason::SocketError);
             return;
         }
-        if !sniff {
-            // A plaintext-only listener: no first bytes to wait for.
-            self.open_plaintext(key);
-            if !self.connections.contains(key) {
-                return;
-            }
-        }
         self.schedule_deadline(key, true);
+        if !sniff {
+            // A plaintext-only listener: no first bytes to wait for. The
+            // service may already have queued a greeting, so re-arm with
+            // what the connection now wants.
+            self.open_plaintext(key);
+            self.rearm(key);
+        }
     }
 
     // ----- connection events ---------------------------------------------
@@ -394,9 +395,20 @@ impl Worker {
     /// Re-arms the connection with what it wants, or closes it when it wants
     /// nothing more.
     fn rearm(&mut self, key: usize) {
-        let Some(conn) = self.connections.get(key) else {
+        let Some(conn) = self.connections.get_mut(key) else {
             return;
         };
+        if conn.should_linger() {
+            // Our side is done: send FIN, then wait (briefly) for the peer's.
+            if let Err(err) = conn.stream.shutdown(std::net::Shutdown::Write) {
+                log::debug!("shutdown towards {} failed: {err}", conn.peer);
+                let reason = self.closing_reason();
+                self.close(key, reason);
+                return;
+            }
+            conn.lingering = true;
+            conn.last_activity = self.now;
+        }
         match conn.interest(&self.limits) {
             Some(interest) => {
                 let token = connection_token(key, conn.generation);
@@ -411,16 +423,40 @@ impl Worker {
                 self.schedule_deadline(key, false);
             }
             None => {
-                let reason = if self.shutdown_deadline.is_some() {
-                    CloseReason::Shutdown
-                } else if conn.closing {
-                    CloseReason::ServiceClosed
+                let reason = if conn.closing {
+                    self.closing_reason()
                 } else {
                     CloseReason::PeerClosed
                 };
                 self.close(key, reason);
             }
         }
+    }
+
+    /// Why a connection that we decided to close ends.
+    fn closing_reason(&self) -> CloseReason {
+        if self.shutdown_deadline.is_some() {
+            CloseReason::Shutdown
+        } else {
+            CloseReason::ServiceClosed
+        }
+    }
+
+    /// Reads and discards what a peer still sends after we have finished.
+    fn discard_until_eof(&mut self, key: usize) -> Result<(), CloseReason> {
+        let conn = &mut self.connections[key];
+        for _ in 0..READS_PER_EVENT {
+            match conn.read_plain(&mut self.read_buf) {
+                Ok(0) => {
+                    conn.read_closed = true;
+                    return Ok(());
+                }
+                Ok(_) => conn.last_activity = self.now,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(_) => return Err(self.closing_reason()),
+            }
+        }
+        Ok(())
     }
 
     fn write_ready(&mut self, key: usize) -> Result<(), CloseReason> {
@@ -451,29 +487,30 @@ impl Worker {
             let Some(conn) = self.connections.get_mut(key) else {
                 return Ok(());
             };
+            if conn.lingering {
+                return self.discard_until_eof(key);
+            }
             if conn.read_closed || conn.closing || conn.is_backpressured(&self.limits) {
                 return Ok(());
             }
-            let read = match &mut conn.tls {
-                Some(tls) => {
-                    let stream = &mut conn.stream;
-                    tls.fill_incoming(|buf| read_retrying(stream, buf))
-                }
-                None => conn.read_plain(&mut self.read_buf),
-            };
-            match read {
+            match conn.read_plain(&mut self.read_buf) {
                 Ok(0) => {
                     conn.read_closed = true;
                     return self.on_peer_finished(key);
                 }
                 Ok(n) => {
                     conn.last_activity = self.now;
-                    // A plaintext read that did not fill the buffer has very
-                    // likely drained the socket. Skip the read that would
-                    // only say EAGAIN: the one-shot re-arm reports the socket
-                    // again at once if more did arrive, so nothing is lost
-                    // and a round trip costs one system call less.
-                    let drained = conn.tls.is_none() && n < self.read_buf.len();
+                    // A read that did not fill the buffer has very likely
+                    // drained the socket. Skip the read that would only say
+                    // EAGAIN: the one-shot re-arm reports the socket again at
+                    // once if more did arrive, so nothing is lost and a round
+                    // trip costs one system call less.
+                    let drained = n < self.read_buf.len();
+                    if let Some(tls) = &mut conn.tls {
+                        // One copy into the session; the read buffer is the
+                        // worker's, shared by every connection.
+                        tls.receive(&self.read_buf[..n]);
+                    }
                     self.on_bytes(key, n)?;
                     if drained || !self.connections.contains(key) {
                         return Ok(());
@@ -602,6 +639,7 @@ impl Worker {
             // it is written.
             if let Some(conn) = self.connections.get_mut(key) {
                 conn.read_closed = true;
+                conn.closing = true;
                 if let Some(tls) = &mut conn.tls {
                     tls.close();
                 }
@@ -726,6 +764,14 @@ impl Worker {
                 log::debug!("cannot send to {}: {err:?}", conn.peer);
                 return Err(CloseReason::SocketError);
             }
+            if conn.tls.is_some() {
+                // Plaintext was written through already; ciphertext goes out
+                // now too, rather than one reactor round trip later.
+                if let Err(err) = conn.flush() {
+                    log::debug!("write to {} failed: {err}", conn.peer);
+                    return Err(CloseReason::SocketError);
+                }
+            }
             conn.last_activity = self.now;
         }
         if self.requests.close {
@@ -822,6 +868,7 @@ impl Worker {
 
     fn expire_timers(&mut self) {
         let now = Instant::now();
+        self.now = now;
         while let Some((at, timer)) = self.timers.pop_due(now) {
             match timer {
                 TimerKey::ResumeAccepting { listener } => self.accept_all(listener),
@@ -846,6 +893,11 @@ impl Worker {
 
     fn on_deadline(&mut self, key: usize) {
         let conn = &self.connections[key];
+        if conn.lingering {
+            let reason = self.closing_reason();
+            self.close(key, reason);
+            return;
+        }
         let reason = match conn.stage {
             Stage::Sniffing => {
                 let listener = &self.listeners[conn.listener];
@@ -964,16 +1016,6 @@ enum ServiceCall {
 fn connection_token(key: usize, generation: u32) -> Token {
     debug_assert!(key <= u32::MAX as usize);
     Token(((generation as usize) << 32) | key)
-}
-
-fn read_retrying(stream: &mut std::net::TcpStream, buf: &mut [u8]) -> io::Result<usize> {
-    use std::io::Read;
-    loop {
-        match stream.read(buf) {
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-            other => return other,
-        }
-    }
 }
 
 #[cfg(test)]

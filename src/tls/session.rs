@@ -17,11 +17,16 @@
 //! drives a custom BIO whose callbacks call our [`Wire`]'s `Read` and
 //! `Write`:
 //!
-//! * **Copies.** The caller `read(2)`s straight into `incoming`'s spare space
-//!   ([`TlsSession::fill_incoming`]) and `write(2)`s straight from
-//!   `outgoing` ([`TlsSession::outgoing`]); OpenSSL copies once in each
-//!   direction, as it must to decrypt/encrypt. A memory BIO adds a copy per
-//!   byte on each side.
+//! * **Copies.** The caller `write(2)`s straight from `outgoing`
+//!   ([`TlsSession::outgoing`]), with no `BIO_read` copy in between. On the
+//!   way in it may `read(2)` straight into `incoming`'s spare space
+//!   ([`TlsSession::fill_incoming`]), or read into a buffer of its own and
+//!   hand the bytes over with [`TlsSession::receive`] (one copy of what was
+//!   read). The server's event loop does the latter: its one read buffer is
+//!   shared by every connection and already allocated, whereas giving each
+//!   read a fresh record-sized buffer costs an allocation and a zero-fill
+//!   of 18 KiB, more than copying a small message. OpenSSL copies once in
+//!   each direction, as it must to decrypt and encrypt.
 //! * **Idle memory.** A memory BIO keeps its `BUF_MEM` allocation; our
 //!   queues are plain `Vec`s released (capacity 0) as soon as they drain, and
 //!   `SSL_MODE_RELEASE_BUFFERS` lets OpenSSL free its record buffers too, so
@@ -35,8 +40,8 @@
 //! [`TlsSession::send`] before the handshake completes does not fail: the
 //! plaintext is kept inside the session and encrypted the moment the
 //! handshake finishes (on the [`TlsSession::process`] call that reports
-//! `just_completed`, so check `outgoing()` after it). That lets a client queue its request immediately and a
-//! server greet without tracking handshake state. The buffer is unbounded;
+//! `just_completed`, so check `outgoing()` after it). That lets a client
+//! queue its request immediately and a server greet without tracking handshake state. The buffer is unbounded;
 //! the caller's own output limits apply.
 
 use std::io::{self, Read, Write};
