@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use backends::Interest;
 
+use super::output::OutputQueue;
 use crate::connection_info::ConnectionInfo;
 use crate::service::SessionId;
 use crate::tls::TlsSession;
@@ -93,7 +94,7 @@ pub struct Connection {
     pub input: Vec<u8>,
     /// Plaintext-connection bytes waiting for the socket (TLS connections
     /// queue ciphertext inside their session instead).
-    pub output: Vec<u8>,
+    pub output: OutputQueue,
     /// The peer has sent FIN: nothing more will arrive.
     pub read_closed: bool,
     /// Close once the queued output is written.
@@ -171,7 +172,7 @@ impl Connection {
         loop {
             let pending: &[u8] = match &self.tls {
                 Some(tls) => tls.outgoing(),
-                None => &self.output,
+                None => self.output.as_slice(),
             };
             if pending.is_empty() {
                 break;
@@ -182,18 +183,13 @@ impl Connection {
                     written += n;
                     match &mut self.tls {
                         Some(tls) => tls.consume_outgoing(n),
-                        None => {
-                            self.output.drain(..n);
-                        }
+                        None => self.output.consume(n),
                     }
                 }
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
                 Err(err) => return Err(err),
             }
-        }
-        if self.output.is_empty() && self.output.capacity() > 0 {
-            self.output = Vec::new();
         }
         Ok(written)
     }
@@ -224,7 +220,7 @@ impl Connection {
                 }
             }
         }
-        self.output.extend_from_slice(rest);
+        self.output.extend(rest);
         Ok(())
     }
 

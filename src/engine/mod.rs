@@ -22,6 +22,7 @@
 
 pub mod connection;
 pub mod hub;
+pub mod output;
 pub mod stats;
 
 use std::io;
@@ -345,7 +346,7 @@ impl Worker {
             tls: None,
             info: None,
             input: Vec::new(),
-            output: Vec::new(),
+            output: output::OutputQueue::default(),
             read_closed: false,
             closing: false,
             lingering: false,
