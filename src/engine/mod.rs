@@ -575,6 +575,12 @@ impl Worker {
                 self.deliver(key, DataSource::Input)
             }
             FirstBytes::Tls => {
+                // Hold the first record until it is whole (see
+                // `tls::first_record_len`): a stalled half ClientHello then
+                // costs its bytes, not an OpenSSL session.
+                if tls::first_record_len(&conn.input).is_some_and(|len| conn.input.len() < len) {
+                    return Ok(());
+                }
                 let Some(gate) = self.listeners[conn.listener].tls.clone() else {
                     return Err(CloseReason::PlaintextRefused);
                 };

@@ -39,4 +39,4 @@ pub use client::{ClientConfig, ClientSession, ClientTls, Pem, TlsVersion};
 pub use error::{TlsError, TlsErrorKind};
 pub use policy::{Domain, DomainSpec, GateOptions, SniFallback, TlsGate};
 pub use session::{Progress, TlsSession, MAX_RECORD_ON_WIRE};
-pub use sniff::{classify, FirstBytes};
+pub use sniff::{classify, first_record_len, FirstBytes};

@@ -78,6 +78,21 @@ pub fn classify(prefix: &[u8]) -> FirstBytes {
     }
 }
 
+/// The size on the wire (header included) of the record `prefix` starts,
+/// once its 5-byte header has arrived.
+///
+/// The event loop keeps a connection's first record to itself until all of
+/// it is in, and only then creates a TLS session: OpenSSL allocates a
+/// record-sized read buffer as soon as it sees a header, so a client that
+/// sends half a ClientHello and stalls would otherwise cost tens of KiB until
+/// the handshake timeout, instead of the few bytes it sent.
+pub fn first_record_len(prefix: &[u8]) -> Option<usize> {
+    match prefix {
+        [_, _, _, high, low, ..] => Some(5 + (usize::from(*high) << 8 | usize::from(*low))),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,5 +197,12 @@ mod tests {
                 assert_eq!(verdict == FirstBytes::Tls, tls, "{a:#04x} {b:#04x}");
             }
         }
+    }
+
+    #[test]
+    fn the_first_record_length_comes_from_its_header() {
+        assert_eq!(first_record_len(&CLIENT_HELLO[..4]), None);
+        assert_eq!(first_record_len(&CLIENT_HELLO[..5]), Some(5 + 0x012c));
+        assert_eq!(first_record_len(CLIENT_HELLO), Some(5 + 0x012c));
     }
 }
