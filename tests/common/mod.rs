@@ -166,7 +166,17 @@ impl Server {
     pub fn stop(mut self) -> (Option<i32>, String) {
         self.terminate();
         let status = wait_with_timeout(&mut self.child, Duration::from_secs(15));
-        let log: Vec<String> = self.stderr.try_iter().collect();
+        // The reader thread may still be forwarding the last lines (the
+        // summary among them) after the process exited: drain until it
+        // sees end of file and hangs up, within a bound.
+        let mut log = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.stderr.recv_timeout(left) {
+                Ok(line) => log.push(line),
+                Err(_) => break,
+            }
+        }
         (status, log.join("\n"))
     }
 

@@ -326,7 +326,7 @@ pub fn tls_connect(
 
 /// A stream that captures what is written and never has anything to read:
 /// running a client handshake over it yields the ClientHello bytes.
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Capture {
     written: Vec<u8>,
 }
