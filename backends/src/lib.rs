@@ -75,19 +75,9 @@ use std::time::Duration;
 mod sys;
 mod waker;
 
-#[cfg(all(feature = "epoll", any(target_os = "linux", target_os = "android")))]
+#[cfg(with_epoll)]
 mod epoll;
-#[cfg(all(
-    feature = "kqueue",
-    any(
-        target_os = "macos",
-        target_os = "ios",
-        target_os = "freebsd",
-        target_os = "openbsd",
-        target_os = "netbsd",
-        target_os = "dragonfly"
-    )
-))]
+#[cfg(with_kqueue)]
 mod kqueue;
 #[cfg(feature = "mio")]
 mod mio;
@@ -96,22 +86,7 @@ mod poll;
 
 pub use waker::Waker;
 
-#[cfg(not(any(
-    all(feature = "poll", unix),
-    all(feature = "epoll", any(target_os = "linux", target_os = "android")),
-    all(
-        feature = "kqueue",
-        any(
-            target_os = "macos",
-            target_os = "ios",
-            target_os = "freebsd",
-            target_os = "openbsd",
-            target_os = "netbsd",
-            target_os = "dragonfly"
-        )
-    ),
-    feature = "mio"
-)))]
+#[cfg(not(any(all(feature = "poll", unix), with_epoll, with_kqueue, feature = "mio")))]
 compile_error!(
     "no reactor backend is compiled for this target: enable a backend feature \
      (poll, epoll, kqueue or mio) whose mechanism this OS has"
@@ -307,21 +282,8 @@ impl BackendKind {
     pub fn is_compiled(self) -> bool {
         match self {
             BackendKind::Poll => cfg!(all(feature = "poll", unix)),
-            BackendKind::Epoll => cfg!(all(
-                feature = "epoll",
-                any(target_os = "linux", target_os = "android")
-            )),
-            BackendKind::Kqueue => cfg!(all(
-                feature = "kqueue",
-                any(
-                    target_os = "macos",
-                    target_os = "ios",
-                    target_os = "freebsd",
-                    target_os = "openbsd",
-                    target_os = "netbsd",
-                    target_os = "dragonfly"
-                )
-            )),
+            BackendKind::Epoll => cfg!(with_epoll),
+            BackendKind::Kqueue => cfg!(with_kqueue),
             BackendKind::Mio => cfg!(feature = "mio"),
         }
     }
@@ -342,19 +304,9 @@ impl BackendKind {
         match self {
             #[cfg(all(feature = "poll", unix))]
             BackendKind::Poll => Ok(Box::new(poll::PollSelector::new()?)),
-            #[cfg(all(feature = "epoll", any(target_os = "linux", target_os = "android")))]
+            #[cfg(with_epoll)]
             BackendKind::Epoll => Ok(Box::new(epoll::EpollSelector::new()?)),
-            #[cfg(all(
-                feature = "kqueue",
-                any(
-                    target_os = "macos",
-                    target_os = "ios",
-                    target_os = "freebsd",
-                    target_os = "openbsd",
-                    target_os = "netbsd",
-                    target_os = "dragonfly"
-                )
-            ))]
+            #[cfg(with_kqueue)]
             BackendKind::Kqueue => Ok(Box::new(kqueue::KqueueSelector::new()?)),
             #[cfg(feature = "mio")]
             BackendKind::Mio => Ok(Box::new(mio::MioSelector::new()?)),
