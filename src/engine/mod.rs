@@ -25,6 +25,7 @@ pub mod hub;
 pub mod output;
 pub mod stats;
 
+use std::borrow::Cow;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::AsRawFd;
@@ -739,24 +740,13 @@ impl Worker {
         callback: impl FnOnce(&mut dyn Service, &mut Session<'_>),
     ) -> Result<(), CloseReason> {
         let conn = &mut self.connections[key];
-        let plain_info;
-        let info: &ConnectionInfo = match &conn.info {
-            Some(info) => info,
-            None => {
-                plain_info = ConnectionInfo::plain(
-                    conn.peer,
-                    self.listeners[conn.listener].local,
-                    self.backend,
-                );
-                &plain_info
-            }
-        };
+        let info = admission_facts(conn, &self.listeners, self.backend);
         self.service_output.clear();
         let queued = conn.pending_output();
         {
             let mut session = Session::new(
                 conn.id,
-                info,
+                &info,
                 &mut self.service_output,
                 queued,
                 &mut self.requests,
@@ -957,19 +947,8 @@ impl Worker {
             log::info!("closed {}: {}", conn.peer, reason.label());
         }
         if conn.stage == Stage::Open {
-            let plain_info;
-            let info = match &conn.info {
-                Some(info) => info.as_ref(),
-                None => {
-                    plain_info = ConnectionInfo::plain(
-                        conn.peer,
-                        self.listeners[conn.listener].local,
-                        self.backend,
-                    );
-                    &plain_info
-                }
-            };
-            self.service.on_close(conn.id, info);
+            let info = admission_facts(&conn, &self.listeners, self.backend);
+            self.service.on_close(conn.id, &info);
         }
         // Dropping `conn` closes the socket.
     }
@@ -1018,6 +997,24 @@ enum DataSource {
 enum ServiceCall {
     Connect,
     Drained,
+}
+
+/// What a service may know about a connection: the record built at the TLS
+/// handshake, or, for plaintext, one made on the spot from the addresses
+/// (plaintext connections store nothing more, to stay small when idle).
+fn admission_facts<'a>(
+    conn: &'a Connection,
+    listeners: &[WorkerListener],
+    backend: &'static str,
+) -> Cow<'a, ConnectionInfo> {
+    match &conn.info {
+        Some(info) => Cow::Borrowed(info),
+        None => Cow::Owned(ConnectionInfo::plain(
+            conn.peer,
+            listeners[conn.listener].local,
+            backend,
+        )),
+    }
 }
 
 fn connection_token(key: usize, generation: u32) -> Token {
