@@ -10,6 +10,7 @@
 
 pub use backends;
 
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod connection_info;

@@ -13,6 +13,7 @@ fn main() {
     });
     let code = match command {
         Command::Serve(args) => portcullis::cli::serve::run(&args),
+        Command::Bench(args) => portcullis::bench::run(&args),
         Command::Backends => {
             for kind in backends::BackendKind::compiled() {
                 println!("{kind}");

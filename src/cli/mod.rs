@@ -33,6 +33,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// List the reactor backends compiled into this binary, best first.
     Backends,
+    /// Measure a server: echo, multicast, connections or handshakes.
+    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Debug, Args, Clone)]

@@ -1,0 +1,236 @@
+//! The flags of `portcullis bench SCENARIO`.
+//!
+//! Every scenario takes the same [`TargetArgs`] (where the server is and how
+//! to speak to it: plaintext or TLS with SNI, CA and optional client
+//! certificate) and [`MeasureArgs`] (pinning, the server's PID for CPU and
+//! memory figures); the rest is its own. The one idea: **a benchmark is only
+//! as good as its reproducibility**, so every knob that changes the result
+//! is a flag with a printed default, and the report repeats them.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand, ValueEnum};
+
+#[derive(Debug, Args, Clone)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub scenario: Scenario,
+}
+
+#[derive(Debug, Subcommand, Clone)]
+pub enum Scenario {
+    /// Round trips: clients send messages and verify every echoed byte
+    /// (against `serve --service echo`).
+    Echo(EchoArgs),
+    /// Receive rate: clients count the bytes a `multicast` server streams.
+    Multicast(MulticastArgs),
+    /// Many concurrent connections: open, check each with one echo, hold,
+    /// and (with --server-pid) measure the server's memory per connection.
+    Connections(ConnectionsArgs),
+    /// TLS handshakes per second, full and resumed.
+    Handshakes(HandshakesArgs),
+}
+
+/// Where the server is and how to talk to it.
+#[derive(Debug, Args, Clone)]
+pub struct TargetArgs {
+    /// Server address.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8443")]
+    pub addr: SocketAddr,
+
+    /// Speak TLS (the project's own engine in client mode).
+    #[arg(long)]
+    pub tls: bool,
+
+    /// Server name sent as SNI and checked against the certificate.
+    #[arg(long, value_name = "NAME", default_value = "localhost")]
+    pub sni: String,
+
+    /// CA certificates (PEM) to verify the server with. Default: the
+    /// built-in development CA that `portcullis serve` uses by default.
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+
+    /// Client certificate (PEM), for domains that require one.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    pub cert: Option<PathBuf>,
+
+    /// Private key (PEM) of --cert.
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
+
+    /// Pin the TLS version: 1.2 or 1.3. Default: negotiate (1.3 when both
+    /// sides have it).
+    #[arg(long, value_name = "VERSION", value_parser = ["1.2", "1.3"])]
+    pub tls_version: Option<String>,
+
+    /// The bench's own reactor backend. Default: the best compiled in.
+    #[arg(long, value_name = "NAME")]
+    pub client_backend: Option<String>,
+}
+
+/// How to measure.
+#[derive(Debug, Args, Clone)]
+pub struct MeasureArgs {
+    /// Pin the bench (all its threads) to these CPUs, e.g. `1` or `2,3`, so
+    /// it does not compete with a server pinned elsewhere.
+    #[arg(long, value_name = "CPUS")]
+    pub pin: Option<String>,
+
+    /// PID of the server process: adds its CPU time per message (and, for
+    /// `connections`, its memory per connection) to the report.
+    #[arg(long, value_name = "PID")]
+    pub server_pid: Option<u32>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum EchoMode {
+    /// Each client keeps writing while fewer than --window bytes are
+    /// unacknowledged: CppServer's streaming client, with bounded buffers.
+    Stream,
+    /// One message in flight per client; reports latency percentiles.
+    Pingpong,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct EchoArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub measure: MeasureArgs,
+
+    /// Concurrent clients.
+    #[arg(long, value_name = "C", default_value_t = 100)]
+    pub clients: usize,
+
+    /// Messages in total, split evenly across clients.
+    #[arg(long, value_name = "M", default_value_t = 1_000_000)]
+    pub messages: u64,
+
+    /// Message size in bytes.
+    #[arg(long, value_name = "S", default_value_t = 32)]
+    pub size: usize,
+
+    /// Threads, each running its own reactor with a share of the clients.
+    #[arg(long, value_name = "T", default_value_t = 1)]
+    pub threads: usize,
+
+    #[arg(long, value_enum, default_value_t = EchoMode::Stream)]
+    pub mode: EchoMode,
+
+    /// Stream mode: most bytes a client may have sent and not yet received
+    /// back (rounded up to whole messages).
+    #[arg(long, value_name = "BYTES", default_value_t = 8192)]
+    pub window: usize,
+
+    /// Stop sending after this many seconds even if messages remain (the
+    /// ones in flight are still awaited): a time-bounded run.
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
+
+    /// Give up (and count unfinished clients as errors) after this long.
+    #[arg(long, value_name = "SECS", default_value_t = 120.0)]
+    pub timeout: f64,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct MulticastArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub measure: MeasureArgs,
+
+    /// Concurrent receivers.
+    #[arg(long, value_name = "C", default_value_t = 100)]
+    pub clients: usize,
+
+    /// The server's message size (`serve --multicast-size`), for counting
+    /// messages and checking that every message ends in '\n'.
+    #[arg(long, value_name = "S", default_value_t = 32)]
+    pub size: usize,
+
+    /// Seconds to measure, after every receiver has its first bytes.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+    pub duration: f64,
+
+    /// Threads, each running its own reactor with a share of the receivers.
+    #[arg(long, value_name = "T", default_value_t = 1)]
+    pub threads: usize,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ConnectionsArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub measure: MeasureArgs,
+
+    /// Connections to open and hold at once.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub count: usize,
+
+    /// Seconds to hold them once all are open and checked.
+    #[arg(long, value_name = "SECS", default_value_t = 1.0)]
+    pub hold: f64,
+
+    /// Size of the one echo that checks each connection.
+    #[arg(long, value_name = "S", default_value_t = 32)]
+    pub size: usize,
+
+    /// Connections per process. Default: this process's descriptor limit
+    /// minus a reserve; more connections are split over child processes.
+    #[arg(long, value_name = "N")]
+    pub per_process: Option<usize>,
+
+    /// Spread source addresses over 127.0.0.2 .. 127.0.0.(1+K). Default:
+    /// as many as the count needs given one address's ephemeral ports.
+    #[arg(long, value_name = "K")]
+    pub sources: Option<usize>,
+
+    /// Connections being set up (connect, handshake, echo) at once; more
+    /// would only overflow the server's accept backlog.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub setup_concurrency: usize,
+
+    /// Give up on connections not set up after this long.
+    #[arg(long, value_name = "SECS", default_value_t = 120.0)]
+    pub timeout: f64,
+
+    /// Internal: run as a child process holding connections START..START+N.
+    #[arg(long, value_name = "START:N", hide = true)]
+    pub child_share: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum HandshakePhases {
+    /// New session every time.
+    Full,
+    /// Offer a saved session every time.
+    Resumed,
+    /// Full, then resumed, each for --duration.
+    Both,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct HandshakesArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub measure: MeasureArgs,
+
+    /// Handshakes in progress at once (per run, across threads).
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub concurrency: usize,
+
+    /// Seconds per phase.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+    pub duration: f64,
+
+    #[arg(long, value_enum, default_value_t = HandshakePhases::Both)]
+    pub phases: HandshakePhases,
+
+    /// Threads, each running its own reactor with a share of the concurrency.
+    #[arg(long, value_name = "T", default_value_t = 1)]
+    pub threads: usize,
+}
