@@ -400,8 +400,9 @@ impl Worker {
         let Some(conn) = self.connections.get_mut(key) else {
             return;
         };
-        if conn.should_linger() {
-            // Our side is done: send FIN, then wait (briefly) for the peer's.
+        if conn.should_linger() && !quiet(&conn.stream) {
+            // Our side is done, but bytes are still in flight: send FIN, then
+            // wait (briefly) for the peer's, so a reset cannot destroy them.
             if let Err(err) = conn.stream.shutdown(std::net::Shutdown::Write) {
                 log::debug!("shutdown towards {} failed: {err}", conn.peer);
                 let reason = self.closing_reason();
@@ -411,7 +412,12 @@ impl Worker {
             conn.lingering = true;
             conn.last_activity = self.now;
         }
-        match conn.interest(&self.limits) {
+        let wanted = if conn.closing && conn.pending_output() == 0 && !conn.lingering {
+            None // nothing in flight: an orderly close at once
+        } else {
+            conn.interest(&self.limits)
+        };
+        match wanted {
             Some(interest) => {
                 let token = connection_token(key, conn.generation);
                 if let Err(err) = self
@@ -1015,6 +1021,12 @@ fn admission_facts<'a>(
             backend,
         )),
     }
+}
+
+/// Whether the kernel holds nothing unread from, or unacknowledged by, the
+/// peer (see `net::queues`).
+fn quiet(stream: &std::net::TcpStream) -> bool {
+    crate::net::queues::queues(stream).is_ok_and(|q| q.is_quiet())
 }
 
 fn connection_token(key: usize, generation: u32) -> Token {
