@@ -144,7 +144,10 @@ fn a_member_that_stops_reading_is_dropped_and_the_room_carries_on() {
         let grown = server.rss_kib().saturating_sub(rss_before);
         assert!(grown < 16 * 1024, "{backend}: server grew by {grown} KiB");
         let (_, log) = server.stop();
-        assert!(log.contains("slow_consumer=1"), "{backend}: slow member not dropped:\n{log}");
+        assert!(
+            log.contains("slow_consumer=1"),
+            "{backend}: slow member not dropped:\n{log}"
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
