@@ -102,20 +102,62 @@ def markdown(cells, reps):
         "saturates its core.\n"
     )
     out.append(
-        "| scenario | backend | clients | transport | idle conns "
-        "| msgs/s median (min–max) | server CPU ns/msg median | errors |"
+        "Rows are grouped so the backends of one cell stand side by side; "
+        "*vs best* is the server's ns/msg relative to the first backend "
+        "listed (the platform's best), from the same run.\n"
     )
-    out.append("|---|---|---:|---|---:|---:|---:|---:|")
-    for key, rows in cells.items():
-        kind, variant, backend, clients, transport, idle = key
-        if kind != "echo":
-            continue
+    out.append(
+        "| clients | transport | idle conns | backend "
+        "| msgs/s median (min–max) | server CPU ns/msg median | vs best | errors |"
+    )
+    out.append("|---:|---|---:|---|---:|---:|---:|---:|")
+    echo = [(k, v) for k, v in cells.items() if k[0] == "echo"]
+    backend_order = list(OrderedDict.fromkeys(k[2] for k, _ in echo))
+    echo.sort(
+        key=lambda kv: (
+            number(kv[0][3]) or 0,
+            kv[0][4],
+            number(kv[0][5]) or 0,
+            backend_order.index(kv[0][2]),
+        )
+    )
+    reference = {}
+    for key, rows in echo:
+        _, variant, backend, clients, transport, idle = key
         ns = stats(rows, "server_ns_per_unit")
+        ns = ns[0] if ns else None
+        group = (clients, transport, idle)
+        if group not in reference and ns:
+            reference[group] = ns
+        ratio = f"{ns / reference[group]:.2f}×" if ns and group in reference else "–"
         out.append(
-            f"| echo {variant} | {backend} | {clients} | {transport} | {fmt(number(idle))} "
-            f"| {spread(stats(rows, 'msgs_per_s'))} | {fmt(ns[0] if ns else None)} "
+            f"| {clients} | {transport} | {fmt(number(idle))} | {backend} "
+            f"| {spread(stats(rows, 'msgs_per_s'))} | {fmt(ns)} | {ratio} "
             f"| {errors(rows)} |"
         )
+
+    latency = [(k, v) for k, v in cells.items() if k[0] == "latency"]
+    if latency:
+        out.append("\n## Round-trip latency\n")
+        out.append(
+            "Ping-pong mode: each client keeps one 32-byte message in flight. "
+            "Percentiles over every round trip of the median repetition's run.\n"
+        )
+        out.append(
+            "| clients | backend | round trips/s median (min–max) "
+            "| p50 µs | p90 µs | p99 µs | max µs | errors |"
+        )
+        out.append("|---:|---|---:|---:|---:|---:|---:|---:|")
+        latency.sort(key=lambda kv: (number(kv[0][3]) or 0, backend_order.index(kv[0][2])
+                                     if kv[0][2] in backend_order else 0))
+        for key, rows in latency:
+            ordered = sorted(rows, key=lambda r: number(r["msgs_per_s"]) or 0)
+            middle = ordered[len(ordered) // 2]
+            out.append(
+                f"| {key[3]} | {key[2]} | {spread(stats(rows, 'msgs_per_s'))} "
+                + "".join(f"| {extra(middle, k) or '–'} " for k in ("p50_us", "p90_us", "p99_us", "max_us"))
+                + f"| {errors(rows)} |"
+            )
 
     out.append("\n## Multicast\n")
     out.append(
@@ -177,18 +219,23 @@ def markdown(cells, reps):
             f"| {fmt(statistics.median(setup) if setup else None, 1)} | {errors(rows)} |"
         )
 
-    out.append("\n## 19,000 connections to one server process\n")
+    out.append("\n## Many connections at once\n")
     out.append(
-        "| backend | connections ok | bench processes | source addresses "
+        "`19k`: one server process (its descriptor limit is 20,000). "
+        "`100k`: 8 server processes sharing the port through SO_REUSEPORT "
+        "(`scripts/run-per-core.sh 8`). Every connection is checked with one echo.\n"
+    )
+    out.append(
+        "| run | backend | connections ok | bench processes | source addresses "
         "| server bytes/connection | setup s | errors |"
     )
-    out.append("|---|---:|---:|---:|---:|---:|---:|")
+    out.append("|---|---|---:|---:|---:|---:|---:|---:|")
     for key, rows in cells.items():
         if key[0] != "connections":
             continue
         r = rows[-1]
         out.append(
-            f"| {key[2]} | {fmt(number(extra(r, 'connections_ok')))} "
+            f"| {key[1]} | {key[2]} | {fmt(number(extra(r, 'connections_ok')))} "
             f"| {extra(r, 'processes') or '–'} | {extra(r, 'sources') or '–'} "
             f"| {fmt(number(r['server_ns_per_unit']))} | {extra(r, 'setup_s') or '–'} "
             f"| {errors(rows)} |"

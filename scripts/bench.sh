@@ -9,10 +9,14 @@
 # What it measures:
 #   echo        every compiled backend x {1, 100 clients} x {plain, TLS}
 #               x {0, 10,000 idle connections held open alongside}
+#   latency     ping-pong round trips (one message in flight per client):
+#               every backend x {1, 100 clients}, plaintext
 #   multicast   every backend, 100 receivers
 #   handshakes  full and resumed, RSA and ECDSA certificates
 #   memory      server RSS per idle connection, plain and TLS
 #   19k         19,000 connections to one server process
+#   100k        100,000 connections to 8 server processes sharing one port
+#               through SO_REUSEPORT (scripts/run-per-core.sh)
 #
 # How it keeps the numbers honest:
 #   * The server is pinned to one core (taskset) and the load generator to
@@ -210,6 +214,11 @@ for rep in $(seq 1 "$reps"); do
       done
       if [[ -n $holder_pid ]]; then stop "$holder_pid"; fi
     done
+    for clients in 1 100; do
+      bench latency pingpong "$backend" "$clients" plain 0 "$rep" p99_us -- \
+        echo --mode pingpong --addr "$server_addr" --clients "$clients" --messages 1000000000 \
+        --duration "$echo_secs" --server-pid "$server_pid"
+    done
     stop "$server_pid"
 
     start_server "multicast-$backend-$rep" "$backend" --service multicast --no-tls
@@ -262,6 +271,32 @@ bench connections 19k "$best" "$big_conns" plain "$big_conns" 1 rss_bytes_per_co
   connections --addr "$server_addr" --count "$big_conns" --hold 2 --per-process 10000 \
   --server-pid "$server_pid"
 stop "$server_pid"
+
+# 100,000 connections: more than one process may hold (the descriptor limit
+# is per process), so 8 server processes share the port (SO_REUSEPORT) and
+# the bench splits itself over processes and source addresses.
+big_many=100000
+echo "bench.sh: $big_many connections to 8 server processes" >&2
+log=$out/logs/run-per-core
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+RUST_LOG=warn PORTCULLIS_BIN="$bin" "$here/scripts/run-per-core.sh" 8 --service echo --no-tls \
+  --backend "$best" --listen 127.0.0.1:0 >"$log.out" 2>"$log.err" &
+group_pid=$!
+owned+=("$group_pid")
+server_addr=""
+for _ in $(seq 1 400); do
+  server_addr=$(grep -o 'run-per-core: 8 processes on [^ ]*' "$log.out" 2>/dev/null | cut -d' ' -f5 || true)
+  [[ -n $server_addr ]] && break
+  sleep 0.05
+done
+if [[ -z $server_addr ]]; then
+  echo "bench.sh: run-per-core.sh did not start; see $log.err" >&2
+  exit 1
+fi
+sleep 0.5  # let the other seven processes join the port
+bench connections 100k "$best" "$big_many" plain "$big_many" 1 rss_bytes_per_conn -- \
+  connections --addr "$server_addr" --count "$big_many" --hold 2 --per-process 15000
+stop "$group_pid"
 
 python3 "$here/scripts/bench-chart.py" "$out"
 echo "bench.sh: done in $(( $(date +%s) - started )) s: $out/results.md, $out/chart.svg" >&2
