@@ -263,7 +263,7 @@ def chart(cells):
         s = stats(rows or [], metric)
         return s[0] if s else 0.0
 
-    panel_h, top, left, legend_w = 300, 60, 80, 140
+    panel_h, top, left, legend_w = 300, 60, 100, 140
     bar_w = 18
     group_w = len(backends) * len(idles) * bar_w + 40
     plot_w = max(group_w * len(groups), 2 * legend_w)
