@@ -52,7 +52,7 @@ pub fn accept(listener: &TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
     target_os = "dragonfly"
 ))]
 fn accept_nonblocking(listener: &TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
-    let mut storage: libc::sockaddr_storage = unsafe_zeroed_storage();
+    let mut storage: libc::sockaddr_storage = zeroed_sockaddr_storage();
     let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
     // SAFETY: `storage` is a writable sockaddr_storage and `len` holds its
     // size, as accept4 requires; the listener's fd is open for the call.
@@ -81,7 +81,7 @@ fn accept_nonblocking(listener: &TcpListener) -> io::Result<(TcpStream, SocketAd
     target_os = "openbsd",
     target_os = "dragonfly"
 ))]
-fn unsafe_zeroed_storage() -> libc::sockaddr_storage {
+fn zeroed_sockaddr_storage() -> libc::sockaddr_storage {
     // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
     unsafe { std::mem::zeroed() }
 }
