@@ -54,7 +54,7 @@ fn main() -> std::io::Result<()> {
         "uppercase: listening on {}; Ctrl-C stops",
         handle.addresses()[0]
     );
-    server::wait_for_shutdown_signal()?;
+    server::wait_for_shutdown(&handle)?;
     handle.request_stop();
     handle.join()
 }

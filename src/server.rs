@@ -103,6 +103,11 @@ impl ServerHandle {
         }
     }
 
+    /// Whether some worker has already ended (it failed, or it was stopped).
+    pub fn any_worker_ended(&self) -> bool {
+        self.threads.iter().any(|t| t.is_finished())
+    }
+
     /// Waits for every worker; returns the first error any of them hit.
     pub fn join(self) -> io::Result<()> {
         let mut result = Ok(());
@@ -222,6 +227,39 @@ pub fn block_shutdown_signals() -> io::Result<()> {
         Ok(())
     } else {
         Err(io::Error::from_raw_os_error(rc))
+    }
+}
+
+/// Why [`wait_for_shutdown`] returned.
+#[derive(Debug, PartialEq, Eq)]
+pub enum StopCause {
+    Signal(&'static str),
+    /// A worker ended on its own: it failed (see its log line), and a server
+    /// missing a worker must not go on looking healthy.
+    WorkerEnded,
+}
+
+/// Waits for SIGINT or SIGTERM, or for a worker to end by itself. Call
+/// [`block_shutdown_signals`] before [`start`]. A helper thread does the
+/// `sigwait`, so this thread can also keep an eye on the workers.
+pub fn wait_for_shutdown(handle: &ServerHandle) -> io::Result<StopCause> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("portcullis-signals".into())
+        .spawn(move || {
+            let _ = tx.send(wait_for_shutdown_signal());
+        })?;
+    loop {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(signal) => return signal.map(StopCause::Signal),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) if handle.any_worker_ended() => {
+                return Ok(StopCause::WorkerEnded)
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(io::Error::other("the signal thread ended"))
+            }
+        }
     }
 }
 

@@ -189,6 +189,12 @@ impl Events {
         self.list.is_empty()
     }
 
+    /// The event at `index`, for callers that cannot hold the borrow of
+    /// an iterator while handling each event.
+    pub fn get(&self, index: usize) -> Option<Event> {
+        self.list.get(index).copied()
+    }
+
     pub fn iter(&self) -> std::slice::Iter<'_, Event> {
         self.list.iter()
     }

@@ -16,7 +16,7 @@ use crate::cli::ServeArgs;
 use crate::config::{Config, ConfigError, DEFAULT_LISTEN, SERVICES};
 use crate::domains::DomainRules;
 use crate::net::listener::ListenerOptions;
-use crate::server::{self, ListenerSettings, ServerSettings};
+use crate::server::{self, ListenerSettings, ServerSettings, StopCause};
 use crate::service::http::{Http, HttpLimits};
 use crate::service::{chat::Chat, echo::Echo, multicast::Multicast, Service, ServiceFactory};
 use crate::tls::TlsGate;
@@ -239,8 +239,13 @@ pub fn run(args: &ServeArgs) -> i32 {
         }
         let _ = out.flush();
     }
-    match server::wait_for_shutdown_signal() {
-        Ok(signal) => log::info!("{signal} received: stopping accepting, flushing, exiting"),
+    match server::wait_for_shutdown(&handle) {
+        Ok(StopCause::Signal(signal)) => {
+            log::info!("{signal} received: stopping accepting, flushing, exiting")
+        }
+        Ok(StopCause::WorkerEnded) => {
+            log::error!("a worker stopped unexpectedly; stopping the others")
+        }
         Err(err) => log::error!("waiting for signals failed: {err}; stopping"),
     }
     handle.request_stop();

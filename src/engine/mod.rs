@@ -204,9 +204,11 @@ impl Worker {
             let timeout = self.wait_timeout();
             self.selector.wait(&mut self.events, timeout)?;
             self.now = Instant::now();
-            for i in 0..self.events.len() {
-                let event = *self.events.iter().nth(i).expect("index below len");
+            // Index rather than iterate: handling an event needs `self`.
+            let mut i = 0;
+            while let Some(event) = self.events.get(i) {
                 self.dispatch(event);
+                i += 1;
             }
             self.deliver_posted_broadcasts();
             self.expire_timers();
