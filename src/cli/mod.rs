@@ -58,6 +58,7 @@ pub struct ServeArgs {
     pub service: Option<String>,
 
     /// Worker threads, each with its own reactor and SO_REUSEPORT listener.
+    /// Default: 1.
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
 
