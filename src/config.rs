@@ -56,8 +56,8 @@ pub struct ListenerConfig {
     pub backlog: Option<i32>,
     /// Default: on when `workers` > 1.
     pub reuse_port: Option<bool>,
-    /// Linux `TCP_DEFER_ACCEPT`. Default: on, except for `chat`, which
-    /// speaks first.
+    /// Linux `TCP_DEFER_ACCEPT`. Default: on, except for `chat` and
+    /// `multicast`, which speak first.
     pub defer_accept: Option<bool>,
     /// For `[::]`: refuse IPv4 clients. Default: false (dual stack).
     #[serde(default)]

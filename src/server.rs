@@ -5,9 +5,10 @@
 //! connections between them and no lock sits on the accept path. The one idea
 //! for shutdown: **signals are received by one thread, synchronously**. The
 //! main thread blocks SIGINT and SIGTERM before any worker exists (so every
-//! thread inherits the block) and then waits for them with `sigwait`; no
-//! async-signal-safety puzzles, and the workers are told through their
-//! wakers, which is exactly what wakers are for.
+//! thread inherits the block); a helper thread then waits for them with
+//! `sigwait` while the main thread also watches for a worker that ended on
+//! its own. No async-signal-safety puzzles, and the workers are told through
+//! their wakers, which is exactly what wakers are for.
 
 use std::io;
 use std::net::SocketAddr;

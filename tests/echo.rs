@@ -221,7 +221,7 @@ fn half_close_still_gets_the_whole_echo() {
 }
 
 #[test]
-fn several_workers_share_the_port() {
+fn several_workers_serve_one_port() {
     let server = echo_server(&backends()[0], &["--workers", "3"]);
     let mut clients: Vec<TcpStream> = (0..30).map(|_| server.connect()).collect();
     for (i, client) in clients.iter_mut().enumerate() {

@@ -199,9 +199,23 @@ fn multicast_on_a_plaintext_only_listener_keeps_streaming() {
 #[test]
 fn a_partial_tls_prefix_gets_the_handshake_timeout_not_the_plaintext_grace() {
     let backend = &backends()[0];
+    // A built-in TLS gate with a short handshake timeout: the default dev
+    // domains plus `[timeouts] handshake_secs = 2`.
+    let dir = std::env::temp_dir().join(format!("portcullis-prefix-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let certs = concat!(env!("CARGO_MANIFEST_DIR"), "/certs");
+    let config = dir.join("prefix.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "service = \"chat\"\n[timeouts]\nhandshake_secs = 2\n\n[[domains]]\n\
+             names = [\"localhost\"]\ncert = \"{certs}/server.pem\"\nkey = \"{certs}/server.key\"\n"
+        ),
+    )
+    .unwrap();
     let server = Server::start(&[
-        "--service",
-        "chat",
+        "--config",
+        config.to_str().unwrap(),
         "--listen",
         "127.0.0.1:0",
         "--backend",
@@ -210,12 +224,36 @@ fn a_partial_tls_prefix_gets_the_handshake_timeout_not_the_plaintext_grace() {
     let mut client = server.connect();
     // The first three bytes of every TLS ClientHello record.
     client.write_all(&[0x16, 0x03, 0x01]).unwrap();
-    let closed = closed_by_server(&mut client, Duration::from_millis(1500));
+    // Past the 300 ms plaintext grace: still open, and not greeted as a
+    // plaintext chat member.
+    client
+        .set_read_timeout(Some(Duration::from_millis(1200)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    match client.read(&mut buf) {
+        Err(e)
+            if e.kind() == std::io::ErrorKind::WouldBlock
+                || e.kind() == std::io::ErrorKind::TimedOut => {}
+        Ok(0) => {
+            panic!("{backend}: a TLS client mid-ClientHello was closed after the plaintext grace")
+        }
+        Ok(n) => panic!(
+            "{backend}: greeted as plaintext: {:?}",
+            String::from_utf8_lossy(&buf[..n])
+        ),
+        Err(e) => panic!("{backend}: {e}"),
+    }
+    // Then the handshake timeout (2 s) closes it.
+    let closed = closed_by_server(&mut client, Duration::from_secs(5));
     let (_, log) = server.stop();
+    let _ = std::fs::remove_dir_all(&dir);
     assert!(
-        !closed,
-        "{backend}: a TLS client mid-ClientHello was cut off after the 300 ms plaintext \
-         grace, not the 10 s handshake timeout; log:\n{log}"
+        closed,
+        "{backend}: the handshake timeout never fired; log:\n{log}"
+    );
+    assert!(
+        log.contains("handshake_timeout=1"),
+        "{backend}: not counted; log:\n{log}"
     );
 }
 

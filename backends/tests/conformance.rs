@@ -243,7 +243,7 @@ fn both_directions_arrive_as_one_event(kind: BackendKind) {
     assert_eq!(seen.len(), 1);
     let event = seen.remove(0);
     assert_eq!(event.token, Token(5));
-    assert!(event.readable || event.writable, "{event:?}");
+    assert!(event.readable && event.writable, "{event:?}");
     sel.reregister(a.as_raw_fd(), Token(5), Interest::BOTH)
         .unwrap();
     expect_one(&mut *sel, Token(5));

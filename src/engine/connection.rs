@@ -137,9 +137,11 @@ impl Connection {
         Interest::from_flags(read, write)
     }
 
-    /// Whether a close should linger: our output is all written, but the
+    /// Whether a close may need to linger: our output is all written, but the
     /// peer may still be sending. Closing a socket with unread input makes
     /// the kernel send a reset, which can destroy our last bytes in flight.
+    /// The worker lingers only if the kernel also reports bytes in flight
+    /// (`net::queues`); otherwise it closes at once.
     pub fn should_linger(&self) -> bool {
         self.closing && !self.lingering && !self.read_closed && self.pending_output() == 0
     }

@@ -19,8 +19,9 @@
 //! | 3–4 | record length | `1..=16384` (RFC 8446 §5.1 limit for plaintext records) |
 //! | 5 | handshake message type | `0x01` (ClientHello) |
 //!
-//! After those six bytes the connection is handed to the TLS engine, which
-//! judges the rest and answers garbage with a clean error.
+//! After those six bytes the engine holds the first record until it is whole
+//! ([`first_record_len`]), then hands it to a new TLS session, which judges
+//! the rest and answers garbage with a clean error.
 
 /// The verdict on a connection's first bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
