@@ -294,8 +294,13 @@ if [[ -z $server_addr ]]; then
   exit 1
 fi
 sleep 0.5  # let the other seven processes join the port
+# Memory per connection adds up all eight server processes.
+group_pids=$(grep -o '(pids [0-9 ]*)' "$log.out" | tr -d '()' | cut -d' ' -f2-)
+pid_flags=()
+for pid in $group_pids; do pid_flags+=(--server-pid "$pid"); done
 bench connections 100k "$best" "$big_many" plain "$big_many" 1 rss_bytes_per_conn -- \
-  connections --addr "$server_addr" --count "$big_many" --hold 2 --per-process 15000
+  connections --addr "$server_addr" --count "$big_many" --hold 2 --per-process 15000 \
+  "${pid_flags[@]}"
 stop "$group_pid"
 
 python3 "$here/scripts/bench-chart.py" "$out"

@@ -79,9 +79,11 @@ pub struct MeasureArgs {
     pub pin: Option<String>,
 
     /// PID of the server process: adds its CPU time per message (and, for
-    /// `connections`, its memory per connection) to the report.
+    /// `connections`, its memory per connection) to the report. Repeat it
+    /// for a server made of several processes (scripts/run-per-core.sh):
+    /// their CPU times and memory are added up.
     #[arg(long, value_name = "PID")]
-    pub server_pid: Option<u32>,
+    pub server_pid: Vec<u32>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -88,7 +88,7 @@ pub fn run(args: &ConnectionsArgs) -> i32 {
             }
         };
     }
-    run_parent(&plan, args.measure.server_pid)
+    run_parent(&plan, &args.measure.server_pid)
 }
 
 fn plan(args: &ConnectionsArgs) -> Result<Plan, String> {
@@ -163,17 +163,17 @@ struct ShareOutcome {
     setup: Duration,
 }
 
-fn run_parent(plan: &Plan, server_pid: Option<u32>) -> i32 {
-    let rss_before = server_pid.and_then(|pid| cpu::resident_bytes(pid).ok());
+fn run_parent(plan: &Plan, server_pid: &[u32]) -> i32 {
+    let rss_before = cpu::servers_resident_bytes(server_pid);
     let cpu_before = Snapshot::take(server_pid);
     let processes = plan.count.div_ceil(plan.per_process);
     let mut rss_hold = None;
     let mut cpu_setup = None;
     let on_ready = |outcome: &ShareOutcome, rss_hold: &mut Option<u64>| {
-        *rss_hold = server_pid.and_then(|pid| {
+        if !server_pid.is_empty() {
             std::thread::sleep(SETTLE);
-            cpu::resident_bytes(pid).ok()
-        });
+            *rss_hold = cpu::servers_resident_bytes(server_pid);
+        }
         eprintln!(
             "portcullis bench connections: holding {} connections",
             outcome.ok

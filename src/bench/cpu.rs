@@ -62,6 +62,23 @@ pub fn own_cpu() -> Duration {
     tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
+/// CPU time of a server made of one or more processes, added up; `None`
+/// when there is none or one cannot be read.
+pub fn servers_cpu(pids: &[u32]) -> Option<Duration> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|&pid| process_cpu(pid).ok()).sum()
+}
+
+/// Resident memory of one or more server processes, added up.
+pub fn servers_resident_bytes(pids: &[u32]) -> Option<u64> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|&pid| resident_bytes(pid).ok()).sum()
+}
+
 /// Resident set size of process `pid`, in bytes (`VmRSS`).
 pub fn resident_bytes(pid: u32) -> io::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
@@ -90,11 +107,11 @@ pub struct Snapshot {
 impl Snapshot {
     /// Reads the clocks now. A server that cannot be read (exited, or not
     /// ours to see) gives `None` rather than failing the run.
-    pub fn take(server_pid: Option<u32>) -> Snapshot {
+    pub fn take(server_pids: &[u32]) -> Snapshot {
         Snapshot {
             at: Instant::now(),
             own: own_cpu(),
-            server: server_pid.and_then(|pid| process_cpu(pid).ok()),
+            server: servers_cpu(server_pids),
         }
     }
 

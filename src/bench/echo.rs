@@ -81,7 +81,7 @@ pub fn run(args: &EchoArgs) -> i32 {
         runner::run_threads(
             plan.threads,
             &shared,
-            args.measure.server_pid,
+            &args.measure.server_pid,
             "echo",
             "messages",
             move |index| run_thread(index, &plan, &shared2),

@@ -85,7 +85,7 @@ pub fn run(args: &HandshakesArgs) -> i32 {
     };
     let mut results: Vec<(bool, PhaseResult, Usage)> = Vec::new();
     for &resume in phases {
-        let (result, usage) = run_phase(&plan, resume, args.measure.server_pid);
+        let (result, usage) = run_phase(&plan, resume, &args.measure.server_pid);
         results.push((resume, result, usage));
     }
 
@@ -174,7 +174,7 @@ fn plan(args: &HandshakesArgs) -> Result<Plan, String> {
     })
 }
 
-fn run_phase(plan: &Arc<Plan>, resume: bool, server_pid: Option<u32>) -> (PhaseResult, Usage) {
+fn run_phase(plan: &Arc<Plan>, resume: bool, server_pid: &[u32]) -> (PhaseResult, Usage) {
     // Every thread starts at once: the start line waits for threads, not
     // connections, since connecting is what is measured.
     let shared = Shared::new(plan.threads);

@@ -51,7 +51,7 @@ pub fn run(args: &MulticastArgs) -> i32 {
         runner::run_threads(
             plan.threads,
             &shared,
-            args.measure.server_pid,
+            &args.measure.server_pid,
             "multicast",
             "messages",
             move |index| run_thread(index, &plan, &shared2),

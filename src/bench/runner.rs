@@ -159,7 +159,7 @@ pub struct Measured<R> {
 pub fn run_threads<R, F>(
     threads: usize,
     shared: &Arc<Shared>,
-    server_pid: Option<u32>,
+    server_pid: &[u32],
     label: &str,
     unit: &str,
     body: F,
