@@ -227,7 +227,7 @@ impl Connection {
     }
 
     /// Reads once from the socket into `buf`.
-    pub fn read_plain(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+    pub fn read_socket(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             match self.stream.read(buf) {
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,

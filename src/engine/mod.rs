@@ -456,7 +456,7 @@ impl Worker {
     fn discard_until_eof(&mut self, key: usize) -> Result<(), CloseReason> {
         let conn = &mut self.connections[key];
         for _ in 0..READS_PER_EVENT {
-            match conn.read_plain(&mut self.read_buf) {
+            match conn.read_socket(&mut self.read_buf) {
                 Ok(0) => {
                     conn.read_closed = true;
                     return Ok(());
@@ -503,7 +503,7 @@ impl Worker {
             if conn.read_closed || conn.closing || conn.is_backpressured(&self.limits) {
                 return Ok(());
             }
-            match conn.read_plain(&mut self.read_buf) {
+            match conn.read_socket(&mut self.read_buf) {
                 Ok(0) => {
                     conn.read_closed = true;
                     return self.on_peer_finished(key);
