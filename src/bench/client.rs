@@ -348,23 +348,7 @@ impl Conn {
 /// address and leaves the port to `connect` (socket2 has no wrapper for it).
 #[cfg(any(target_os = "linux", target_os = "android"))]
 fn bind_address_no_port(socket: &Socket) -> io::Result<()> {
-    let on: libc::c_int = 1;
-    // SAFETY: the descriptor is a live socket owned by `socket`; the option
-    // value is a c_int read by the kernel for the length given.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::IPPROTO_IP,
-            libc::IP_BIND_ADDRESS_NO_PORT,
-            (&on as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    crate::net::set_int_option(socket, libc::IPPROTO_IP, libc::IP_BIND_ADDRESS_NO_PORT, 1)
 }
 
 /// Writes as much of `bytes` as the socket takes now; 0 when it is full.

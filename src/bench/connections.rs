@@ -64,17 +64,10 @@ struct Plan {
 }
 
 pub fn run(args: &ConnectionsArgs) -> i32 {
-    let plan = match plan(args) {
+    let plan = match super::prepare("connections", plan(args), &args.measure) {
         Ok(plan) => plan,
-        Err(message) => {
-            eprintln!("portcullis bench connections: {message}");
-            return 2;
-        }
+        Err(code) => return code,
     };
-    if let Err(message) = super::pin(&args.measure) {
-        eprintln!("portcullis bench connections: {message}");
-        return 2;
-    }
     if let Err(e) = os::catch_stop_signals() {
         eprintln!("portcullis bench connections: cannot catch signals: {e}");
         return 1;

@@ -64,17 +64,10 @@ impl Plan {
 }
 
 pub fn run(args: &EchoArgs) -> i32 {
-    let plan = match plan(args) {
+    let plan = match super::prepare("echo", plan(args), &args.measure) {
         Ok(plan) => Arc::new(plan),
-        Err(message) => {
-            eprintln!("portcullis bench echo: {message}");
-            return 2;
-        }
+        Err(code) => return code,
     };
-    if let Err(message) = super::pin(&args.measure) {
-        eprintln!("portcullis bench echo: {message}");
-        return 2;
-    }
     let shared = Shared::new(plan.clients);
     let measured = {
         let (plan, shared2) = (plan.clone(), shared.clone());

@@ -67,17 +67,10 @@ impl PhaseResult {
 }
 
 pub fn run(args: &HandshakesArgs) -> i32 {
-    let plan = match plan(args) {
+    let plan = match super::prepare("handshakes", plan(args), &args.measure) {
         Ok(plan) => Arc::new(plan),
-        Err(message) => {
-            eprintln!("portcullis bench handshakes: {message}");
-            return 2;
-        }
+        Err(code) => return code,
     };
-    if let Err(message) = super::pin(&args.measure) {
-        eprintln!("portcullis bench handshakes: {message}");
-        return 2;
-    }
     let phases: &[bool] = match args.phases {
         HandshakePhases::Full => &[false],
         HandshakePhases::Resumed => &[true],

@@ -50,6 +50,17 @@ pub fn run(args: &BenchArgs) -> i32 {
 }
 
 /// Applies `--pin` before any thread starts (threads inherit the mask).
+/// The common start of every scenario: a valid plan, and the bench pinned
+/// where `--pin` asks. On failure, prints why (naming the scenario) and
+/// gives the exit code to return.
+fn prepare<P>(scenario: &str, plan: Result<P, String>, measure: &MeasureArgs) -> Result<P, i32> {
+    let ready = plan.and_then(|plan| pin(measure).map(|()| plan));
+    ready.map_err(|message| {
+        eprintln!("portcullis bench {scenario}: {message}");
+        2
+    })
+}
+
 fn pin(measure: &MeasureArgs) -> Result<(), String> {
     let Some(list) = &measure.pin else {
         return Ok(());

@@ -34,17 +34,10 @@ struct Plan {
 }
 
 pub fn run(args: &MulticastArgs) -> i32 {
-    let plan = match plan(args) {
+    let plan = match super::prepare("multicast", plan(args), &args.measure) {
         Ok(plan) => Arc::new(plan),
-        Err(message) => {
-            eprintln!("portcullis bench multicast: {message}");
-            return 2;
-        }
+        Err(code) => return code,
     };
-    if let Err(message) = super::pin(&args.measure) {
-        eprintln!("portcullis bench multicast: {message}");
-        return 2;
-    }
     let shared = Shared::new(plan.clients);
     let measured = {
         let (plan, shared2) = (plan.clone(), shared.clone());

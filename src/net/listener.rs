@@ -85,25 +85,8 @@ fn set_reuse_port(socket: &Socket) -> io::Result<()> {
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
 fn set_defer_accept(socket: &Socket, secs: u32) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    // socket2 has no setter for this Linux-only option.
-    let value = secs.min(i32::MAX as u32) as libc::c_int;
-    // SAFETY: the fd is open for the call, and we pass a pointer to a live
-    // c_int together with its exact size, as setsockopt requires.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_DEFER_ACCEPT,
-            (&value as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    let secs = secs.min(i32::MAX as u32) as libc::c_int;
+    super::set_int_option(socket, libc::IPPROTO_TCP, libc::TCP_DEFER_ACCEPT, secs)
 }
 
 /// Other systems have no `TCP_DEFER_ACCEPT` (FreeBSD's accept filters are
