@@ -41,7 +41,8 @@ use std::ptr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::{BackendKind, Event, Events, Interest, Selector, Token, Waker};
+use crate::oneshot::{Batch, OneShot};
+use crate::{BackendKind, Events, Interest, Selector, Token, Waker};
 
 // The kevent field types differ between systems (NetBSD uses u32 where the
 // others use i16/u16); these aliases name them once.
@@ -69,15 +70,17 @@ impl Drop for KqueueFd {
 }
 
 struct Registration {
-    token: Token,
     /// Which knotes we added: one per direction.
     interest: Interest,
-    /// False from the moment an event is reported until `reregister`.
-    armed: bool,
-    /// While a wait assembles its batch: where this descriptor's event sits,
-    /// so that the read and the write knote of one descriptor firing in the
-    /// same wait become one `Event`.
-    batch_slot: Option<usize>,
+    /// Token and armed flag; the read and the write knote of one descriptor
+    /// firing in the same wait become one `Event` (see `oneshot`).
+    delivery: OneShot,
+}
+
+impl AsMut<OneShot> for Registration {
+    fn as_mut(&mut self) -> &mut OneShot {
+        &mut self.delivery
+    }
 }
 
 pub(crate) struct KqueueSelector {
@@ -85,8 +88,8 @@ pub(crate) struct KqueueSelector {
     registrations: HashMap<RawFd, Registration>,
     /// Reused for every `kevent` wait, so waiting allocates nothing.
     buffer: Vec<libc::kevent>,
-    /// The events of the current wait, with their fds; reused across waits.
-    batch: Vec<(RawFd, Event)>,
+    /// The events of the current wait; reused across waits.
+    batch: Batch,
     wake: WakeSource,
 }
 
@@ -211,7 +214,7 @@ impl KqueueSelector {
             kq,
             registrations: HashMap::new(),
             buffer: Vec::new(),
-            batch: Vec::new(),
+            batch: Batch::default(),
             wake,
         })
     }
@@ -245,10 +248,8 @@ impl Selector for KqueueSelector {
         self.registrations.insert(
             fd,
             Registration {
-                token,
                 interest,
-                armed: true,
-                batch_slot: None,
+                delivery: OneShot::armed(token),
             },
         );
         Ok(())
@@ -274,9 +275,8 @@ impl Selector for KqueueSelector {
         }
         // ENOENT: the knote to delete is already gone, which is what we want.
         apply(self.kq.0, &mut changes, &[libc::ENOENT])?;
-        reg.token = token;
         reg.interest = interest;
-        reg.armed = true;
+        reg.delivery.arm(token);
         Ok(())
     }
 
@@ -324,7 +324,6 @@ impl Selector for KqueueSelector {
                 Err(err) => return Err(err),
             };
             let mut woken = false;
-            self.batch.clear();
             for kev in &self.buffer[..n.min(capacity)] {
                 if self.wake.is_wake(kev) {
                     self.wake.reset();
@@ -342,33 +341,11 @@ impl Selector for KqueueSelector {
                 let Some((readable, writable)) = readiness(kev) else {
                     continue;
                 };
-                if reg.armed {
-                    reg.armed = false;
-                    reg.batch_slot = Some(self.batch.len());
-                    self.batch.push((
-                        fd,
-                        Event {
-                            token: reg.token,
-                            readable,
-                            writable,
-                        },
-                    ));
-                } else if let Some(slot) = reg.batch_slot {
-                    let event = &mut self.batch[slot].1;
-                    event.readable |= readable;
-                    event.writable |= writable;
-                }
-                // Else: the other knote of a registration that already fired.
-                // Swallowed; EV_DISPATCH has disabled this knote too now.
+                // A knote of a registration that already fired is
+                // swallowed here; EV_DISPATCH has disabled it too by now.
+                self.batch.record(fd, &mut reg.delivery, readable, writable);
             }
-            for (fd, event) in self.batch.drain(..) {
-                if let Some(reg) = self.registrations.get_mut(&fd) {
-                    reg.batch_slot = None;
-                }
-                // Cannot fail: at most one event per kevent, and the kernel
-                // returned at most `capacity` of them.
-                events.push(event);
-            }
+            self.batch.deliver(events, &mut self.registrations);
             if !events.is_empty() || woken || n == 0 {
                 return Ok(());
             }

@@ -73,6 +73,7 @@ use std::time::Duration;
 
 #[macro_use]
 mod sys;
+mod oneshot;
 mod waker;
 
 #[cfg(with_epoll)]
@@ -213,6 +214,7 @@ impl Events {
         }
     }
 
+    #[cfg_attr(not(feature = "poll"), allow(dead_code))]
     pub(crate) fn is_full(&self) -> bool {
         self.list.len() >= self.capacity
     }
@@ -364,6 +366,7 @@ pub fn parse_backend(name: &str) -> Result<BackendKind, String> {
 /// Converts a wait timeout to whole milliseconds for `poll`/`epoll_wait`,
 /// rounding *up* so that a 0.3 ms timer does not turn into a busy loop of
 /// zero-timeout waits. `None` becomes -1 (block forever).
+#[cfg_attr(not(any(feature = "poll", with_epoll)), allow(dead_code))]
 pub(crate) fn timeout_to_millis(timeout: Option<Duration>) -> libc::c_int {
     match timeout {
         None => -1,

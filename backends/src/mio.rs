@@ -33,29 +33,21 @@ use std::time::{Duration, Instant};
 
 use ::mio::unix::SourceFd;
 
+use crate::oneshot::{Batch, OneShot};
 use crate::waker::Wake;
-use crate::{BackendKind, Event, Events, Interest, Selector, Token, Waker};
+use crate::{BackendKind, Events, Interest, Selector, Token, Waker};
 
 /// mio's token for the waker. Fds are non-negative `i32`s, so as `usize`
 /// they never reach this value.
 const WAKER_TOKEN: ::mio::Token = ::mio::Token(usize::MAX);
 
-struct Registration {
-    token: Token,
-    /// False from the moment an event is reported until `reregister`.
-    armed: bool,
-    /// While a wait is assembling its batch: where this registration's event
-    /// sits in `batch`, so that a second mio event for the same fd (kqueue
-    /// reports read and write separately) is merged instead of swallowed.
-    batch_slot: Option<usize>,
-}
-
 pub(crate) struct MioSelector {
     poll: ::mio::Poll,
     mio_events: ::mio::Events,
-    registrations: HashMap<RawFd, Registration>,
-    /// The events of the current wait, with their fds; reused across waits.
-    batch: Vec<(RawFd, Event)>,
+    registrations: HashMap<RawFd, OneShot>,
+    /// The events of the current wait (mio over kqueue reports read and
+    /// write separately); reused across waits.
+    batch: Batch,
     waker: Arc<MioWake>,
 }
 
@@ -75,7 +67,7 @@ impl MioSelector {
             poll,
             mio_events: ::mio::Events::with_capacity(1),
             registrations: HashMap::new(),
-            batch: Vec::new(),
+            batch: Batch::default(),
             waker,
         })
     }
@@ -117,14 +109,7 @@ impl Selector for MioSelector {
             mio_token(fd)?,
             mio_interest(interest),
         )?;
-        self.registrations.insert(
-            fd,
-            Registration {
-                token,
-                armed: true,
-                batch_slot: None,
-            },
-        );
+        self.registrations.insert(fd, OneShot::armed(token));
         Ok(())
     }
 
@@ -140,8 +125,7 @@ impl Selector for MioSelector {
             mio_token(fd)?,
             mio_interest(interest),
         )?;
-        reg.token = token;
-        reg.armed = true;
+        reg.arm(token);
         Ok(())
     }
 
@@ -170,7 +154,6 @@ impl Selector for MioSelector {
                 Err(err) => return Err(err),
             }
             let mut woken = false;
-            self.batch.clear();
             for mio_event in self.mio_events.iter() {
                 if mio_event.token() == WAKER_TOKEN {
                     // mio's waker needs no draining.
@@ -192,33 +175,9 @@ impl Selector for MioSelector {
                     // say); keep the registration armed.
                     continue;
                 }
-                if reg.armed {
-                    reg.armed = false;
-                    reg.batch_slot = Some(self.batch.len());
-                    self.batch.push((
-                        fd,
-                        Event {
-                            token: reg.token,
-                            readable,
-                            writable,
-                        },
-                    ));
-                } else if let Some(slot) = reg.batch_slot {
-                    let event = &mut self.batch[slot].1;
-                    event.readable |= readable;
-                    event.writable |= writable;
-                }
-                // Else: disarmed by an earlier wait. Swallowed; the re-arm
-                // will re-check readiness.
+                self.batch.record(fd, reg, readable, writable);
             }
-            for (fd, event) in self.batch.drain(..) {
-                if let Some(reg) = self.registrations.get_mut(&fd) {
-                    reg.batch_slot = None;
-                }
-                // Cannot fail: the batch has at most one event per mio event,
-                // and mio returned at most `capacity` of them.
-                events.push(event);
-            }
+            self.batch.deliver(events, &mut self.registrations);
             let timed_out = self.mio_events.is_empty();
             if !events.is_empty() || woken || timed_out {
                 return Ok(());
