@@ -14,16 +14,7 @@ use common::{backends, Server};
 const GREETING: &str = "welcome to portcullis chat";
 
 fn chat_server(backend: &str, extra: &[&str]) -> Server {
-    let mut args = vec![
-        "--service",
-        "chat",
-        "--listen",
-        "127.0.0.1:0",
-        "--backend",
-        backend,
-    ];
-    args.extend_from_slice(extra);
-    Server::start(&args)
+    Server::service("chat", backend, extra)
 }
 
 fn join(server: &Server) -> (TcpStream, BufReader<TcpStream>) {

@@ -11,16 +11,7 @@ use std::time::Duration;
 use common::{backends, closed_by_server, pattern, read_exact, Server};
 
 fn echo_server(backend: &str, extra: &[&str]) -> Server {
-    let mut args = vec![
-        "--service",
-        "echo",
-        "--listen",
-        "127.0.0.1:0",
-        "--backend",
-        backend,
-    ];
-    args.extend_from_slice(extra);
-    Server::start(&args)
+    Server::service("echo", backend, extra)
 }
 
 #[test]

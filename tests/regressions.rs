@@ -10,16 +10,7 @@ use std::time::{Duration, Instant};
 use common::{backends, closed_by_server, pattern, Server};
 
 fn echo(backend: &str, extra: &[&str]) -> Server {
-    let mut args = vec![
-        "--service",
-        "echo",
-        "--listen",
-        "127.0.0.1:0",
-        "--backend",
-        backend,
-    ];
-    args.extend_from_slice(extra);
-    Server::start(&args)
+    Server::service("echo", backend, extra)
 }
 
 /// A client whose receive buffer is tiny, so the server's echo piles up.

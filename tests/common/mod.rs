@@ -44,6 +44,21 @@ impl Server {
         Self::start_with_env(args, &[])
     }
 
+    /// Starts `SERVICE` on 127.0.0.1 port 0 with `BACKEND`, plus `extra`
+    /// flags: the usual shape of a test server.
+    pub fn service(service: &str, backend: &str, extra: &[&str]) -> Server {
+        let mut args = vec![
+            "--service",
+            service,
+            "--listen",
+            "127.0.0.1:0",
+            "--backend",
+            backend,
+        ];
+        args.extend_from_slice(extra);
+        Server::start(&args)
+    }
+
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
         Self::start_command(args, env, None)
     }
