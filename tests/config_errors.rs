@@ -182,14 +182,7 @@ fn a_good_config_with_relative_paths_works_for_every_backend() {
     let cert_args = curl_client_cert();
     let cert_args: Vec<&str> = cert_args.iter().map(String::as_str).collect();
     for backend in backends() {
-        let server = Server::start(&[
-            "--config",
-            &config,
-            "--listen",
-            "127.0.0.1:0",
-            "--backend",
-            &backend,
-        ]);
+        let server = Server::with_config(&config, &backend);
         let port = server.port();
         let out = curl(&[&format!("http://127.0.0.1:{port}/")]);
         assert_eq!(

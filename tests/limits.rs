@@ -102,14 +102,7 @@ fn an_idle_connection_is_closed_after_the_idle_timeout() {
     let config = dir.join("idle.toml");
     std::fs::write(&config, "service = \"echo\"\n[timeouts]\nidle_secs = 0.5\n").unwrap();
     for backend in backends() {
-        let server = Server::start(&[
-            "--config",
-            config.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--backend",
-            &backend,
-        ]);
+        let server = Server::with_config(config.to_str().unwrap(), &backend);
         let mut idle = server.connect();
         idle.write_all(b"hi").unwrap();
         assert_eq!(read_exact(&mut idle, 2), b"hi");

@@ -204,14 +204,7 @@ fn a_partial_tls_prefix_gets_the_handshake_timeout_not_the_plaintext_grace() {
         ),
     )
     .unwrap();
-    let server = Server::start(&[
-        "--config",
-        config.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--backend",
-        backend,
-    ]);
+    let server = Server::with_config(config.to_str().unwrap(), backend);
     let mut client = server.connect();
     // The first three bytes of every TLS ClientHello record.
     client.write_all(&[0x16, 0x03, 0x01]).unwrap();

@@ -79,14 +79,7 @@ fn bad_first_bytes_are_closed_cleanly_and_disturb_nothing() {
     let hello = client_hello("localhost");
     assert!(hello.len() > 100 && hello[0] == 0x16, "{hello:?}");
     for backend in backends() {
-        let server = Server::start(&[
-            "--config",
-            &config,
-            "--listen",
-            "127.0.0.1:0",
-            "--backend",
-            &backend,
-        ]);
+        let server = Server::with_config(&config, &backend);
         let mut witness = Witness::open(&server);
 
         // 1. Random garbage: the plain listener allows plaintext, so the

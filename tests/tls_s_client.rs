@@ -173,14 +173,7 @@ fn unknown_and_missing_sni_can_be_rejected_by_config() {
     );
     let config = config.display().to_string();
     for backend in backends() {
-        let server = Server::start(&[
-            "--config",
-            &config,
-            "--listen",
-            "127.0.0.1:0",
-            "--backend",
-            &backend,
-        ]);
+        let server = Server::with_config(&config, &backend);
         let port = server.port();
 
         let out = s_client(

@@ -78,14 +78,7 @@ fn thousands_of_silent_handshakes_time_out_without_hurting_anyone() {
     // excess does not hide how the others behave.
     let mut memory_failures = Vec::new();
     for backend in backends() {
-        let server = Server::start(&[
-            "--config",
-            &config,
-            "--listen",
-            "127.0.0.1:0",
-            "--backend",
-            &backend,
-        ]);
+        let server = Server::with_config(&config, &backend);
         let addr = server.addr();
         // Warm up (TLS contexts, allocator) before the baseline.
         normal_request(addr, 0);

@@ -59,6 +59,19 @@ impl Server {
         Server::start(&args)
     }
 
+    /// Starts the server from a config file on 127.0.0.1 port 0 with
+    /// `BACKEND`.
+    pub fn with_config(config: &str, backend: &str) -> Server {
+        Server::start(&[
+            "--config",
+            config,
+            "--listen",
+            "127.0.0.1:0",
+            "--backend",
+            backend,
+        ])
+    }
+
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
         Self::start_command(args, env, None)
     }
