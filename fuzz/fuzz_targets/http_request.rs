@@ -42,7 +42,7 @@ fuzz_target!(|input: &[u8]| {
     for delivery in [first, second] {
         unconsumed.extend_from_slice(delivery);
         let mut requests = Requests::default();
-        let mut session = Session::new(id, &info, &mut output, 0, &mut requests);
+        let mut session = Session::new(id, &info, &mut output, &mut requests);
         let consumed = http.on_data(&mut session, &unconsumed);
         assert!(consumed <= unconsumed.len(), "consumed more than offered");
         unconsumed.drain(..consumed);

@@ -752,13 +752,10 @@ impl Worker {
         self.service_output.clear();
         let queued = conn.pending_output();
         {
-            let mut session = Session::new(
-                conn.id,
-                &info,
-                &mut self.service_output,
-                queued,
-                &mut self.requests,
-            );
+            let mut session =
+                Session::new(conn.id, &info, &mut self.service_output, &mut self.requests)
+                    .with_clock(self.now)
+                    .with_queue(queued, self.limits.output_high_water);
             callback(self.service.as_mut(), &mut session);
         }
         if !self.service_output.is_empty() {

@@ -55,7 +55,7 @@ mod tests {
         let mut output = Vec::new();
         let mut requests = Requests::default();
         let consumed = {
-            let mut session = Session::new(SessionId(1), &info, &mut output, 0, &mut requests);
+            let mut session = Session::new(SessionId(1), &info, &mut output, &mut requests);
             Chat.on_data(&mut session, data)
         };
         (consumed, requests, output)

@@ -13,6 +13,7 @@
 //! live in a plain map keyed by [`SessionId`].
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::connection_info::ConnectionInfo;
 
@@ -34,6 +35,11 @@ pub trait Service {
     /// many bytes were consumed; the rest is offered again, with more, on the
     /// next call. A service that consumes nothing while `data` keeps growing
     /// is cut off at the engine's input limit (the connection is closed).
+    ///
+    /// Back-pressure: when [`Session::output_full`] says so, a service
+    /// should stop producing and return what it consumed so far. The engine
+    /// stops reading, and offers the unconsumed bytes again (with no new
+    /// ones) once the peer has drained the output below the high-water mark.
     fn on_data(&mut self, session: &mut Session<'_>, data: &[u8]) -> usize;
 
     /// Everything queued for this session has been written to the socket.
@@ -46,6 +52,13 @@ pub trait Service {
     /// one costs a trip through the reactor.
     fn wants_drained(&self) -> bool {
         false
+    }
+
+    /// The server is shutting down: say goodbye (an HTTP/2 GOAWAY, say).
+    /// The engine then closes the session once its output is written, or at
+    /// the end of the shutdown grace period.
+    fn on_shutdown(&mut self, session: &mut Session<'_>) {
+        let _ = session;
     }
 
     /// The session ended, for whatever reason. Its id is never used again.
@@ -63,6 +76,10 @@ pub type ServiceFactory = Arc<dyn Fn() -> Box<dyn Service> + Send + Sync>;
 pub struct Requests {
     pub close: bool,
     pub broadcasts: Vec<Arc<[u8]>>,
+    /// `Some(true)`: the service holds output back until the peer acts (an
+    /// HTTP/2 flow-control window at zero); `Some(false)`: it no longer
+    /// does. See [`Session::set_waiting_for_peer`].
+    pub waiting_for_peer: Option<bool>,
 }
 
 /// The handle a callback gets for the session it is about.
@@ -70,26 +87,48 @@ pub struct Session<'a> {
     id: SessionId,
     info: &'a ConnectionInfo,
     output: &'a mut Vec<u8>,
-    queued_elsewhere: usize,
     requests: &'a mut Requests,
+    now: Instant,
+    queued_elsewhere: usize,
+    high_water: usize,
 }
 
 impl<'a> Session<'a> {
-    /// Used by the engine (and by service unit tests).
+    /// A session handle whose sends land in `output` and whose other
+    /// requests land in `requests`. Used by the engine, and by service unit
+    /// tests, which get the current time and no output limit; the engine
+    /// adds both with [`with_clock`](Self::with_clock) and
+    /// [`with_queue`](Self::with_queue).
     pub fn new(
         id: SessionId,
         info: &'a ConnectionInfo,
         output: &'a mut Vec<u8>,
-        queued_elsewhere: usize,
         requests: &'a mut Requests,
     ) -> Session<'a> {
         Session {
             id,
             info,
             output,
-            queued_elsewhere,
             requests,
+            now: Instant::now(),
+            queued_elsewhere: 0,
+            high_water: usize::MAX,
         }
+    }
+
+    /// The time the engine is working at (services keep no clock of their
+    /// own, so tests can choose it).
+    pub fn with_clock(mut self, now: Instant) -> Session<'a> {
+        self.now = now;
+        self
+    }
+
+    /// How much is already queued for this session outside `output`, and
+    /// the high-water mark past which the service should stop producing.
+    pub fn with_queue(mut self, queued_elsewhere: usize, high_water: usize) -> Session<'a> {
+        self.queued_elsewhere = queued_elsewhere;
+        self.high_water = high_water;
+        self
     }
 
     pub fn id(&self) -> SessionId {
@@ -121,6 +160,28 @@ impl<'a> Session<'a> {
     /// Bytes queued for this session and not yet written to the socket.
     pub fn queued(&self) -> usize {
         self.output.len() + self.queued_elsewhere
+    }
+
+    /// Whether the queue has reached the high-water mark: a service that
+    /// answers requests in a loop (pipelined HTTP) should stop here and
+    /// leave the rest of its input unconsumed; it is offered again once the
+    /// peer has read enough.
+    pub fn output_full(&self) -> bool {
+        self.queued() >= self.high_water
+    }
+
+    /// Says that the service holds output back until the peer acts (`true`)
+    /// or no longer does (`false`). While it does, the engine's write-stall
+    /// deadline runs as if that output were queued, so a peer that never
+    /// opens its window is closed with `write_timeout` instead of holding
+    /// the connection forever.
+    pub fn set_waiting_for_peer(&mut self, waiting: bool) {
+        self.requests.waiting_for_peer = Some(waiting);
+    }
+
+    /// The engine's current time: for rates and intervals a service keeps.
+    pub fn now(&self) -> Instant {
+        self.now
     }
 }
 

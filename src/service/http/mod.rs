@@ -329,7 +329,7 @@ mod tests {
             self.unconsumed.extend_from_slice(bytes);
             let mut output = Vec::new();
             let mut requests = Requests::default();
-            let mut session = Session::new(ID, &self.info, &mut output, 0, &mut requests);
+            let mut session = Session::new(ID, &self.info, &mut output, &mut requests);
             let consumed = self.http.on_data(&mut session, &self.unconsumed);
             assert!(consumed <= self.unconsumed.len());
             self.unconsumed.drain(..consumed);
