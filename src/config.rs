@@ -70,6 +70,7 @@ pub struct TimeoutConfig {
     pub handshake_secs: Option<f64>,
     pub idle_secs: Option<f64>,
     pub write_secs: Option<f64>,
+    pub linger_secs: Option<f64>,
     pub plaintext_after_ms: Option<u64>,
     pub shutdown_grace_secs: Option<f64>,
 }
@@ -189,6 +190,7 @@ impl Config {
             ("timeouts.handshake_secs", self.timeouts.handshake_secs),
             ("timeouts.idle_secs", self.timeouts.idle_secs),
             ("timeouts.write_secs", self.timeouts.write_secs),
+            ("timeouts.linger_secs", self.timeouts.linger_secs),
             (
                 "timeouts.shutdown_grace_secs",
                 self.timeouts.shutdown_grace_secs,
@@ -227,6 +229,7 @@ impl Config {
             handshake_timeout: secs(self.timeouts.handshake_secs, defaults.handshake_timeout),
             idle_timeout: secs(self.timeouts.idle_secs, defaults.idle_timeout),
             write_timeout: secs(self.timeouts.write_secs, defaults.write_timeout),
+            linger_timeout: secs(self.timeouts.linger_secs, defaults.linger_timeout),
             plaintext_after,
             output_high_water: self
                 .limits

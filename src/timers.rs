@@ -15,10 +15,19 @@
 //! pushed when a deadline moves *earlier* than the one already scheduled, so
 //! each connection has about one entry in the heap, and a busy connection
 //! costs nothing here per message.
+//!
+//! Lazy cancellation leaves stale entries behind: a closed connection's
+//! entry stays until its due time, which can be minutes. The owner counts
+//! its live entries and calls [`Timers::retain`] when the stale ones
+//! outnumber them ([`Timers::needs_compaction`]), so the heap stays within a
+//! constant factor of the live timers and each stale entry is dropped once.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::Instant;
+
+/// Entries a heap may hold beyond twice the live ones before compaction.
+const COMPACTION_SLACK: usize = 64;
 
 /// A min-heap of `(deadline, key)`. Keys are opaque to the heap: the owner
 /// decides whether an entry that comes due is still meaningful (the
@@ -59,6 +68,20 @@ impl<K: Ord + Copy> Timers<K> {
         }
     }
 
+    /// Keeps only the entries `keep` accepts. O(entries): call it when
+    /// [`needs_compaction`](Self::needs_compaction) says stale entries
+    /// outnumber live ones, so its cost is spread over the pushes that made
+    /// them.
+    pub fn retain(&mut self, mut keep: impl FnMut(Instant, &K) -> bool) {
+        self.heap.retain(|Reverse((at, key))| keep(*at, key));
+    }
+
+    /// Whether the heap holds more than twice `live` entries (with some
+    /// slack, so that small heaps are never rebuilt).
+    pub fn needs_compaction(&self, live: usize) -> bool {
+        self.heap.len() > 2 * live + COMPACTION_SLACK
+    }
+
     /// Entries in the heap, live or stale.
     pub fn len(&self) -> usize {
         self.heap.len()
@@ -90,6 +113,23 @@ mod tests {
         let due: Vec<char> = std::iter::from_fn(|| timers.pop_due(now).map(|(_, k)| k)).collect();
         assert_eq!(due, vec!['a', 'b']);
         assert_eq!(timers.len(), 1);
+    }
+
+    #[test]
+    fn compaction_keeps_live_entries_and_order() {
+        let start = Instant::now();
+        let mut timers = Timers::new();
+        for key in 0..1000u32 {
+            timers.schedule(start + Duration::from_millis(u64::from(key)), key);
+        }
+        // Only every tenth key is still live.
+        assert!(timers.needs_compaction(100));
+        timers.retain(|_, key| key % 10 == 0);
+        assert_eq!(timers.len(), 100);
+        assert!(!timers.needs_compaction(100));
+        let later = start + Duration::from_secs(10);
+        let due: Vec<u32> = std::iter::from_fn(|| timers.pop_due(later).map(|(_, k)| k)).collect();
+        assert_eq!(due, (0..1000).step_by(10).collect::<Vec<_>>());
     }
 
     #[test]

@@ -18,7 +18,12 @@ pub enum CloseReason {
     ServiceClosed,
     /// The server is shutting down.
     Shutdown,
-    /// The peer reset the connection or a socket call failed.
+    /// The peer reset the connection after a complete exchange: nothing was
+    /// left to send and nothing received was left unanswered. Load
+    /// generators and browsers end connections this way all the time.
+    PeerReset,
+    /// A socket call failed, or the peer reset the connection while bytes
+    /// were still queued for it or unanswered.
     SocketError,
     /// Nothing (or not a whole handshake) arrived in time.
     HandshakeTimeout,
@@ -26,6 +31,9 @@ pub enum CloseReason {
     IdleTimeout,
     /// Output was queued but the peer read none of it for the write timeout.
     WriteTimeout,
+    /// Our FIN was sent but the peer neither closed nor went quiet within
+    /// the linger timeout.
+    LingerTimeout,
     /// A broadcast receiver fell too far behind and was dropped.
     SlowConsumer,
     /// The service left more unconsumed input than the limit allows.
@@ -44,14 +52,16 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
-    pub const ALL: [CloseReason; 14] = [
+    pub const ALL: [CloseReason; 16] = [
         CloseReason::PeerClosed,
         CloseReason::ServiceClosed,
         CloseReason::Shutdown,
+        CloseReason::PeerReset,
         CloseReason::SocketError,
         CloseReason::HandshakeTimeout,
         CloseReason::IdleTimeout,
         CloseReason::WriteTimeout,
+        CloseReason::LingerTimeout,
         CloseReason::SlowConsumer,
         CloseReason::InputLimit,
         CloseReason::PlaintextRefused,
@@ -66,10 +76,12 @@ impl CloseReason {
             CloseReason::PeerClosed => "peer_closed",
             CloseReason::ServiceClosed => "service_closed",
             CloseReason::Shutdown => "shutdown",
+            CloseReason::PeerReset => "peer_reset",
             CloseReason::SocketError => "socket_error",
             CloseReason::HandshakeTimeout => "handshake_timeout",
             CloseReason::IdleTimeout => "idle_timeout",
             CloseReason::WriteTimeout => "write_timeout",
+            CloseReason::LingerTimeout => "linger_timeout",
             CloseReason::SlowConsumer => "slow_consumer",
             CloseReason::InputLimit => "input_limit",
             CloseReason::PlaintextRefused => "plaintext_refused",
@@ -84,7 +96,10 @@ impl CloseReason {
     pub fn is_routine(self) -> bool {
         matches!(
             self,
-            CloseReason::PeerClosed | CloseReason::ServiceClosed | CloseReason::Shutdown
+            CloseReason::PeerClosed
+                | CloseReason::ServiceClosed
+                | CloseReason::Shutdown
+                | CloseReason::PeerReset
         )
     }
 
@@ -101,7 +116,7 @@ pub struct Stats {
     admitted_plain: AtomicU64,
     admitted_tls: AtomicU64,
     admitted_mtls: AtomicU64,
-    closed: [AtomicU64; 14],
+    closed: [AtomicU64; CloseReason::ALL.len()],
 }
 
 impl Stats {
@@ -131,20 +146,23 @@ impl Stats {
         self.accepted.load(Ordering::Relaxed)
     }
 
-    /// One line: `accepted=… plain=… tls=… mtls=… closed: reason=n …`, listing
-    /// only reasons that happened.
+    /// One line: `accepted=… plain=… tls=… mtls=… closed: reason=n …`,
+    /// listing only reasons that happened (and no `closed:` at all when
+    /// nothing closed).
     pub fn summary(&self) -> String {
         let mut line = format!(
-            "accepted={} plain={} tls={} mtls={} closed:",
+            "accepted={} plain={} tls={} mtls={}",
             self.accepted(),
             self.admitted_plain.load(Ordering::Relaxed),
             self.admitted_tls.load(Ordering::Relaxed),
             self.admitted_mtls.load(Ordering::Relaxed),
         );
+        let mut heading = " closed:";
         for reason in CloseReason::ALL {
             let n = self.closed(reason);
             if n > 0 {
-                let _ = write!(line, " {}={n}", reason.label());
+                let _ = write!(line, "{heading} {}={n}", reason.label());
+                heading = "";
             }
         }
         line
@@ -169,6 +187,13 @@ mod tests {
         let labels: std::collections::HashSet<_> =
             CloseReason::ALL.iter().map(|r| r.label()).collect();
         assert_eq!(labels.len(), CloseReason::ALL.len());
-        assert!(stats.summary().contains("handshake_timeout=5"));
+        assert!(stats.summary().contains("closed: peer_closed=1 "));
+        assert!(stats.summary().contains("handshake_timeout=6"));
+    }
+
+    #[test]
+    fn an_idle_summary_has_no_empty_group() {
+        let stats = Stats::default();
+        assert_eq!(stats.summary(), "accepted=0 plain=0 tls=0 mtls=0");
     }
 }

@@ -12,7 +12,6 @@
 use std::fs::File;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, FromRawFd};
 use std::time::Duration;
 
 use socket2::{SockRef, TcpKeepalive};
@@ -42,7 +41,8 @@ pub fn accept(listener: &TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
 }
 
 /// Linux and the BSDs can accept straight into the flags we want: one
-/// system call instead of three.
+/// system call instead of three. `accept4` also fills in the peer's address,
+/// so no `getpeername` call is needed to learn it.
 #[cfg(any(
     target_os = "linux",
     target_os = "android",
@@ -52,38 +52,15 @@ pub fn accept(listener: &TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
     target_os = "dragonfly"
 ))]
 fn accept_nonblocking(listener: &TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
-    let mut storage: libc::sockaddr_storage = zeroed_sockaddr_storage();
-    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    // SAFETY: `storage` is a writable sockaddr_storage and `len` holds its
-    // size, as accept4 requires; the listener's fd is open for the call.
-    let fd = unsafe {
-        libc::accept4(
-            listener.as_raw_fd(),
-            (&mut storage as *mut libc::sockaddr_storage).cast(),
-            &mut len,
-            libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+    let (socket, addr) =
+        SockRef::from(listener).accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)?;
+    let peer = addr.as_socket().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "accept4 returned an address that is not IPv4 or IPv6",
         )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: accept4 returned a new descriptor that nothing else owns.
-    let stream = unsafe { TcpStream::from_raw_fd(fd) };
-    let peer = stream.peer_addr().or_else(|_| stream.local_addr())?;
-    Ok((stream, peer))
-}
-
-#[cfg(any(
-    target_os = "linux",
-    target_os = "android",
-    target_os = "freebsd",
-    target_os = "netbsd",
-    target_os = "openbsd",
-    target_os = "dragonfly"
-))]
-fn zeroed_sockaddr_storage() -> libc::sockaddr_storage {
-    // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
-    unsafe { std::mem::zeroed() }
+    })?;
+    Ok((socket.into(), peer))
 }
 
 /// macOS has no `accept4`; std's accept sets close-on-exec, and we add

@@ -33,7 +33,7 @@ pub mod session;
 pub mod sniff;
 
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 
 pub use client::{ClientConfig, ClientSession, ClientTls, Pem, TlsVersion};
 pub use error::{TlsError, TlsErrorKind};

@@ -19,7 +19,10 @@
 //! How bytes become answers:
 //! - The engine hands [`Http::on_data`] every unconsumed byte. Complete
 //!   requests are answered in order (pipelining) and consumed; a partial
-//!   request is left unconsumed and offered again with more bytes.
+//!   request is left unconsumed and offered again with more bytes. Once
+//!   the output reaches the high-water mark ([`Session::output_full`]) the
+//!   rest waits too, so a client that pipelines without reading cannot make
+//!   the server queue more than that.
 //! - A head that has not ended within [`HttpLimits::max_header_bytes`] is
 //!   refused (431, or 414 when even the request line does not fit) as soon
 //!   as that many bytes are in, never by waiting for more.
@@ -123,7 +126,10 @@ impl Service for Http {
         } = self;
         let state = sessions.entry(session.id()).or_default();
         let mut consumed = 0;
-        while !state.closing {
+        // Stop answering pipelined requests once the peer owes us a
+        // high-water mark of reading: the rest stays unconsumed and is
+        // offered again when the output drains.
+        while !state.closing && !session.output_full() {
             consumed += discard_body(state, &data[consumed..]);
             if state.body_left > 0 {
                 break;

@@ -1,0 +1,97 @@
+//! Every time limit a connection lives under, stated once.
+//!
+//! | rule | measured from | applies while | on expiry |
+//! |---|---|---|---|
+//! | plaintext grace | accept | sniffing, nothing received, listener allows plaintext and `plaintext_after` is set | admit as plaintext (the client waits to be spoken to) |
+//! | handshake | accept | not yet admitted (sniffing or TLS handshake) | close: `handshake_timeout` |
+//! | idle | the last byte received or written | admitted | close: `idle_timeout` |
+//! | write stall | the last time output made progress, or became queued after none was | admitted, with output queued or held back for the peer | close: `write_timeout` |
+//! | linger | our FIN | lingering (FIN sent, waiting for the peer's) | close: `linger_timeout` |
+//! | shutdown grace | the server's shutdown | the server is shutting down | close: `shutdown` |
+//!
+//! The one idea: **a deadline is computed from the connection's state, never
+//! stored**. [`next`] returns the earliest rule that applies, and the driver
+//! only keeps a timer for that instant; when the timer fires the connection
+//! recomputes, so a deadline that moved (bytes arrived meanwhile) simply
+//! does nothing, and a rule that starts to apply (the connection was just
+//! admitted) is in force the moment its state says so. Notice what does
+//! *not* refresh a deadline: a peer that trickles a byte now and then
+//! refreshes *idle*, but not *write stall* (it is still not reading), nor
+//! *linger* (a close has a total budget), nor the handshake.
+
+use std::time::Instant;
+
+use super::{Connection, Stage};
+use crate::engine::context::Context;
+use crate::engine::stats::CloseReason;
+
+/// Which rule a deadline belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expiry {
+    AdmitAsPlaintext,
+    Handshake,
+    Idle,
+    WriteStall,
+    Linger,
+    ShutdownGrace,
+}
+
+impl Expiry {
+    /// The close reason a rule ends a connection with (the plaintext grace
+    /// admits instead of closing).
+    pub fn reason(self) -> CloseReason {
+        match self {
+            Expiry::AdmitAsPlaintext | Expiry::Handshake => CloseReason::HandshakeTimeout,
+            Expiry::Idle => CloseReason::IdleTimeout,
+            Expiry::WriteStall => CloseReason::WriteTimeout,
+            Expiry::Linger => CloseReason::LingerTimeout,
+            Expiry::ShutdownGrace => CloseReason::Shutdown,
+        }
+    }
+}
+
+/// The earliest deadline that applies to `conn` now, with its rule; `None`
+/// for a connection that is already closing at once.
+pub(super) fn next(conn: &Connection, cx: &Context<'_>) -> Option<(Instant, Expiry)> {
+    if conn.closed.is_some() {
+        return None;
+    }
+    let limits = cx.limits;
+    let clock = &conn.clock;
+    let mut earliest: Option<(Instant, Expiry)> = None;
+    let mut consider = |at: Instant, expiry: Expiry| match earliest {
+        Some((best, _)) if best <= at => {}
+        _ => earliest = Some((at, expiry)),
+    };
+    if let Some(by) = cx.shutdown_by {
+        consider(by, Expiry::ShutdownGrace);
+    }
+    if conn.write_shut {
+        consider(clock.write_shut_at + limits.linger_timeout, Expiry::Linger);
+        return earliest;
+    }
+    match conn.stage {
+        Stage::Sniffing | Stage::Handshaking => {
+            let waiting_to_be_spoken_to = conn.stage == Stage::Sniffing
+                && conn.input.is_empty()
+                && cx.listeners[conn.listener].allow_plaintext;
+            if let (true, Some(after)) = (waiting_to_be_spoken_to, limits.plaintext_after) {
+                consider(clock.accepted_at + after, Expiry::AdmitAsPlaintext);
+            }
+            consider(
+                clock.accepted_at + limits.handshake_timeout,
+                Expiry::Handshake,
+            );
+        }
+        Stage::Open => {
+            if conn.pending_output() > 0 || conn.waiting_for_peer {
+                consider(
+                    clock.output_since + limits.write_timeout,
+                    Expiry::WriteStall,
+                );
+            }
+            consider(clock.last_activity + limits.idle_timeout, Expiry::Idle);
+        }
+    }
+    earliest
+}

@@ -1,0 +1,495 @@
+//! One connection's logic, with no I/O in it: bytes and time in; bytes to
+//! send, the readiness it needs, its next deadline, or a close out.
+//!
+//! A [`Connection`] never calls `read`, `write` or the clock. A *driver*
+//! (the readiness loop in `engine/readiness/`, or one built on completions)
+//! owns the socket and the timers and talks to the connection through four
+//! kinds of methods, after quinn-proto's `Connection`:
+//!
+//! | kind | methods | what the driver does |
+//! |---|---|---|
+//! | what arrived | [`handle_input`](Connection::handle_input), [`handle_eof`](Connection::handle_eof), [`handle_sent`](Connection::handle_sent), [`handle_timeout`](Connection::handle_timeout), [`handle_broadcast`](Connection::handle_broadcast) | feeds bytes read, end of input, bytes written, the clock, a broadcast |
+//! | what the server asks | [`begin_shutdown`](Connection::begin_shutdown), [`handle_write_shut`](Connection::handle_write_shut), [`handle_socket_error`](Connection::handle_socket_error) | passes on decisions and failures |
+//! | what to do next | [`transmit`](Connection::transmit), [`next`](Connection::next), [`deadline`](Connection::deadline) | writes `transmit()`, re-arms with `next()`, sleeps until `deadline()` |
+//! | the end | [`finish`](Connection::finish) | counts the reason and tells the service |
+//!
+//! After every `handle_*` call the driver writes what `transmit()` holds
+//! (telling the connection how much went with `handle_sent`), then asks
+//! `next()`: wait for readiness, send FIN and linger, or close with a
+//! reason. The one idea: **every path ends in `next()`**, which computes
+//! what the connection wants from its state rather than remembering it, so
+//! no flag can be forgotten and every driver behaves the same.
+//!
+//! The bytes go through one pipeline of stages (`stages.rs`): sniff the
+//! first bytes, run TLS when they say so, then the service. The time limits
+//! are stated once, in `deadlines.rs`.
+
+mod deadlines;
+pub mod output;
+mod stages;
+
+#[cfg(test)]
+mod tests;
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use backends::Interest;
+
+use super::context::Context;
+use super::limits::ConnectionLimits;
+use super::stats::CloseReason;
+use crate::connection_info::ConnectionInfo;
+use crate::service::{Service, Session, SessionId};
+use crate::tls::TlsSession;
+pub use deadlines::Expiry;
+use output::OutputQueue;
+
+/// Where a connection is in its life.
+///
+/// ```text
+///   accepted ──► Sniffing ──(first bytes: TLS record)──► Handshaking ──► Open
+///                   │                                                    ▲
+///                   └──────────(anything else, if allowed)───────────────┘
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Waiting for the first bytes that say plaintext or TLS.
+    Sniffing,
+    /// TLS handshake in progress.
+    Handshaking,
+    /// Admitted; the service sees its bytes.
+    Open,
+}
+
+/// What the driver must do for a connection now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next {
+    /// Wait until the socket is ready for this.
+    Wait(Interest),
+    /// Everything is written and the connection is closing: send FIN
+    /// (`shutdown(SHUT_WR)`) and call
+    /// [`handle_write_shut`](Connection::handle_write_shut), so that the
+    /// peer can read our last bytes before it sees the close. A driver that
+    /// knows nothing is in flight may close at once with
+    /// [`closing_reason`](Connection::closing_reason) instead.
+    ShutdownWrite,
+    /// Close now. Give [`transmit`](Connection::transmit) (a TLS alert,
+    /// say) one try first; do not wait for it.
+    Close(CloseReason),
+    /// Nothing to wait for until the driver lifts the pause it set with
+    /// [`set_read_paused`](Connection::set_read_paused): keep the
+    /// connection (its deadlines still run), but do not arm it.
+    Parked,
+}
+
+/// The instants the deadline rules measure from.
+#[derive(Clone, Copy, Debug)]
+struct Clock {
+    accepted_at: Instant,
+    /// The last byte received or written.
+    last_activity: Instant,
+    /// When output last made progress, or became queued after none was.
+    output_since: Instant,
+    /// When our FIN was sent (meaningful once `write_shut`).
+    write_shut_at: Instant,
+}
+
+/// One connection's state. See the module documentation for how a driver
+/// uses it.
+pub struct Connection {
+    id: SessionId,
+    listener: usize,
+    peer: SocketAddr,
+    stage: Stage,
+    /// `Some` once the first bytes said TLS.
+    tls: Option<Box<TlsSession>>,
+    /// Admission facts, built when a TLS handshake completes (plaintext
+    /// connections build theirs on demand, to stay small when idle).
+    info: Option<Box<ConnectionInfo>>,
+    /// Bytes received but not consumed: the sniffed prefix, or plaintext
+    /// the service left for later.
+    input: Vec<u8>,
+    /// Plaintext waiting for the socket (TLS connections queue ciphertext
+    /// inside their session instead).
+    output: OutputQueue,
+    clock: Clock,
+    /// Close once the queued output is written, for this reason.
+    ending: Option<CloseReason>,
+    /// Close at once, for this reason.
+    closed: Option<CloseReason>,
+    /// The peer has sent FIN (or close_notify): nothing more will arrive.
+    read_closed: bool,
+    /// Our FIN is sent; reading and discarding until the peer's.
+    write_shut: bool,
+    /// The service wants `on_drained` once its output is written.
+    wants_drained: bool,
+    /// The service left input unconsumed because the output was full; it is
+    /// offered again once the output drains below the high-water mark.
+    input_waiting: bool,
+    /// The service holds output back until the peer acts.
+    waiting_for_peer: bool,
+    /// The driver holds reading off (a broadcast inbox is full).
+    read_paused: bool,
+}
+
+impl Connection {
+    /// A connection accepted at `now` on listener `listener` (an index into
+    /// the context's listeners). On a plaintext-only listener there is
+    /// nothing to sniff, so it is admitted at once and the service's
+    /// `on_connect` runs here: check `transmit()` afterwards.
+    pub fn new(
+        id: SessionId,
+        listener: usize,
+        peer: SocketAddr,
+        cx: &mut Context<'_>,
+    ) -> Connection {
+        let now = cx.now;
+        let mut conn = Connection {
+            id,
+            listener,
+            peer,
+            stage: Stage::Sniffing,
+            tls: None,
+            info: None,
+            input: Vec::new(),
+            output: OutputQueue::default(),
+            clock: Clock {
+                accepted_at: now,
+                last_activity: now,
+                output_since: now,
+                write_shut_at: now,
+            },
+            ending: None,
+            closed: None,
+            read_closed: false,
+            write_shut: false,
+            wants_drained: false,
+            input_waiting: false,
+            waiting_for_peer: false,
+            read_paused: false,
+        };
+        if cx.listeners[listener].tls.is_none() {
+            conn.open_plaintext(cx);
+        }
+        conn
+    }
+
+    pub fn id(&self) -> SessionId {
+        self.id
+    }
+
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    pub fn stage(&self) -> Stage {
+        self.stage
+    }
+
+    /// Bytes queued for the socket and not yet written.
+    pub fn pending_output(&self) -> usize {
+        self.transmit().len()
+    }
+
+    /// The bytes to write to the socket now (possibly empty).
+    pub fn transmit(&self) -> &[u8] {
+        match &self.tls {
+            Some(tls) => tls.outgoing(),
+            None => self.output.as_slice(),
+        }
+    }
+
+    /// Whether reading should pause because the peer is not draining what we
+    /// already owe it.
+    fn is_backpressured(&self, limits: &ConnectionLimits) -> bool {
+        self.pending_output() >= limits.output_high_water
+    }
+
+    /// Whether the driver should read from the socket now.
+    pub fn wants_read(&self, limits: &ConnectionLimits) -> bool {
+        if self.closed.is_some() || self.read_closed {
+            return false;
+        }
+        if self.write_shut {
+            return true; // lingering: read and discard until the peer's FIN
+        }
+        self.ending.is_none()
+            && !self.read_paused
+            && !self.input_waiting
+            && !self.is_backpressured(limits)
+    }
+
+    /// What the driver must do next; see [`Next`].
+    pub fn next(&self, limits: &ConnectionLimits) -> Next {
+        if let Some(reason) = self.closed {
+            return Next::Close(reason);
+        }
+        let pending = self.pending_output() > 0;
+        if self.write_shut {
+            return match self.read_closed {
+                true => Next::Close(self.closing_reason()),
+                false => Next::Wait(Interest::READABLE),
+            };
+        }
+        if let Some(reason) = self.ending {
+            return match (pending, self.read_closed) {
+                (true, _) => Next::Wait(Interest::WRITABLE),
+                (false, true) => Next::Close(reason),
+                (false, false) => Next::ShutdownWrite,
+            };
+        }
+        let read = self.wants_read(limits);
+        match Interest::from_flags(read, pending) {
+            Some(interest) => Next::Wait(interest),
+            // Nothing to read (the peer finished or reading is held off) and
+            // nothing to write. A connection held off by a full output would
+            // have output, so this is a peer that finished: all answered.
+            None if self.read_closed => Next::Close(CloseReason::PeerClosed),
+            None => Next::Parked,
+        }
+    }
+
+    /// The reason to report when a graceful close completes.
+    pub fn closing_reason(&self) -> CloseReason {
+        self.ending.unwrap_or(CloseReason::PeerClosed)
+    }
+
+    /// When the driver must next call [`handle_timeout`](Self::handle_timeout),
+    /// if ever.
+    pub fn deadline(&self, cx: &Context<'_>) -> Option<Instant> {
+        deadlines::next(self, cx).map(|(at, _)| at)
+    }
+
+    /// The clock reached `cx.now`: apply whichever deadline rule is due.
+    pub fn handle_timeout(&mut self, cx: &mut Context<'_>) {
+        let Some((at, expiry)) = deadlines::next(self, cx) else {
+            return;
+        };
+        if cx.now < at {
+            return; // the deadline moved since the timer was set
+        }
+        match expiry {
+            Expiry::AdmitAsPlaintext => self.open_plaintext(cx),
+            other => {
+                log::debug!("closing {}: {}", self.peer, other.reason().label());
+                self.close_now(other.reason());
+            }
+        }
+    }
+
+    /// `n` bytes of [`transmit`](Self::transmit) were written.
+    pub fn handle_sent(&mut self, n: usize, cx: &mut Context<'_>) {
+        if n == 0 {
+            return;
+        }
+        match &mut self.tls {
+            Some(tls) => tls.consume_outgoing(n),
+            None => self.output.consume(n, &mut cx.work.pool),
+        }
+        self.clock.last_activity = cx.now;
+        self.clock.output_since = cx.now;
+        if self.closed.is_some() || self.ending.is_some() || self.stage != Stage::Open {
+            return;
+        }
+        if self.pending_output() == 0 && self.wants_drained {
+            self.wants_drained = false;
+            self.run_service(cx, |service, session| service.on_drained(session));
+        }
+        if self.input_waiting && !self.is_backpressured(cx.limits) {
+            self.input_waiting = false;
+            self.deliver(&[], cx);
+        }
+    }
+
+    /// Our FIN is sent (after [`Next::ShutdownWrite`]): linger, reading and
+    /// discarding until the peer's FIN or the linger timeout.
+    pub fn handle_write_shut(&mut self, now: Instant) {
+        self.write_shut = true;
+        self.clock.write_shut_at = now;
+    }
+
+    /// A socket call failed. Nothing more can be sent, so the output is
+    /// dropped; the connection closes with `reason`.
+    pub fn handle_socket_error(&mut self, reason: CloseReason, cx: &mut Context<'_>) {
+        if self.closed.is_none() {
+            self.closed = Some(reason);
+        }
+        self.output.discard(&mut cx.work.pool);
+        self.tls = None;
+    }
+
+    /// Whether a reset now would be the ordinary end of a complete exchange:
+    /// nothing queued for the peer and nothing it sent left unanswered.
+    pub fn exchange_complete(&self) -> bool {
+        self.pending_output() == 0 && self.input.is_empty() && !self.waiting_for_peer
+    }
+
+    /// The driver holds reading off (`true`) or lets it resume (`false`).
+    pub fn set_read_paused(&mut self, paused: bool) {
+        self.read_paused = paused;
+    }
+
+    pub fn read_paused(&self) -> bool {
+        self.read_paused
+    }
+
+    /// Queues a broadcast for this session. A session that has fallen too
+    /// far behind is dropped rather than allowed to stall the others or to
+    /// grow the server's memory without bound.
+    pub fn handle_broadcast(&mut self, message: &[u8], cx: &mut Context<'_>) {
+        if self.stage != Stage::Open || self.closed.is_some() || self.ending.is_some() {
+            return;
+        }
+        if self.pending_output() + message.len() > cx.limits.output_hard_limit {
+            log::info!(
+                "dropping {}: slow consumer ({} bytes queued)",
+                self.peer,
+                self.pending_output()
+            );
+            self.close_now(CloseReason::SlowConsumer);
+            return;
+        }
+        let was_idle = self.pending_output() == 0;
+        match &mut self.tls {
+            Some(tls) => {
+                if let Err(err) = tls.send(message) {
+                    log::debug!("broadcast to {} failed: {err}", self.peer);
+                    self.close_now(CloseReason::TlsError);
+                    return;
+                }
+            }
+            None => self.output.extend(message, &mut cx.work.pool),
+        }
+        if was_idle {
+            self.clock.output_since = cx.now;
+        }
+    }
+
+    /// The server is stopping: an admitted session hears `on_shutdown`, then
+    /// closes once its output is written (TLS says `close_notify`); one not
+    /// yet admitted closes at once. The shutdown grace deadline comes from
+    /// `cx.shutdown_by`.
+    pub fn begin_shutdown(&mut self, cx: &mut Context<'_>) {
+        if self.closed.is_some() {
+            return;
+        }
+        if self.stage != Stage::Open {
+            self.close_now(CloseReason::Shutdown);
+            return;
+        }
+        if self.ending.is_none() {
+            self.run_service(cx, |service, session| service.on_shutdown(session));
+        }
+        self.close_after_output(CloseReason::Shutdown);
+    }
+
+    /// The connection is gone (the driver closed the socket): count why,
+    /// log it, and tell the service if it had been admitted.
+    pub fn finish(self, reason: CloseReason, cx: &mut Context<'_>) {
+        cx.stats.count_closed(reason);
+        if reason.is_routine() {
+            log::debug!("closed {}: {}", self.peer, reason.label());
+        } else {
+            log::info!("closed {}: {}", self.peer, reason.label());
+        }
+        if self.stage == Stage::Open {
+            let info = self.facts(cx);
+            cx.service.on_close(self.id, &info);
+        }
+    }
+
+    /// Closes at once (the driver gives pending bytes one try).
+    fn close_now(&mut self, reason: CloseReason) {
+        if self.closed.is_none() {
+            self.closed = Some(reason);
+        }
+    }
+
+    /// Closes once everything queued is written. TLS sessions queue
+    /// close_notify first.
+    fn close_after_output(&mut self, reason: CloseReason) {
+        if self.ending.is_some() {
+            return;
+        }
+        self.ending = Some(reason);
+        self.input_waiting = false;
+        if let Some(tls) = &mut self.tls {
+            tls.close();
+        }
+    }
+
+    /// What a service may know about this connection: the record built at
+    /// the TLS handshake, or, for plaintext, one made on the spot.
+    fn facts<'a>(&'a self, cx: &Context<'_>) -> Cow<'a, ConnectionInfo> {
+        match &self.info {
+            Some(info) => Cow::Borrowed(info),
+            None => Cow::Owned(ConnectionInfo::plain(
+                self.peer,
+                cx.listeners[self.listener].local,
+                cx.backend,
+            )),
+        }
+    }
+
+    /// Runs one service callback, then carries out what it asked for: queue
+    /// its output, close, hold output for the peer. Broadcasts are left in
+    /// `cx.work.requests` for the driver, which alone can reach the other
+    /// connections.
+    fn run_service(
+        &mut self,
+        cx: &mut Context<'_>,
+        callback: impl FnOnce(&mut dyn Service, &mut Session<'_>),
+    ) {
+        let queued = self.pending_output();
+        cx.work.service_output.clear();
+        {
+            let info = self.facts(cx);
+            let mut session = Session::new(
+                self.id,
+                &info,
+                &mut cx.work.service_output,
+                &mut cx.work.requests,
+            )
+            .with_clock(cx.now)
+            .with_queue(queued, cx.limits.output_high_water);
+            callback(&mut *cx.service, &mut session);
+        }
+        if !cx.work.service_output.is_empty() {
+            self.queue_service_output(cx);
+        }
+        if let Some(waiting) = cx.work.requests.waiting_for_peer.take() {
+            if waiting && !self.waiting_for_peer {
+                self.clock.output_since = cx.now;
+            }
+            self.waiting_for_peer = waiting;
+        }
+        if std::mem::take(&mut cx.work.requests.close) {
+            self.close_after_output(CloseReason::ServiceClosed);
+        }
+    }
+
+    fn queue_service_output(&mut self, cx: &mut Context<'_>) {
+        if cx.service.wants_drained() {
+            self.wants_drained = true;
+        }
+        let was_idle = self.pending_output() == 0;
+        let work = &mut *cx.work;
+        match &mut self.tls {
+            Some(tls) => {
+                let result = tls.send(&work.service_output);
+                work.service_output.clear();
+                if let Err(err) = result {
+                    log::debug!("cannot send to {}: {err}", self.peer);
+                    self.close_now(CloseReason::TlsError);
+                    return;
+                }
+            }
+            None => self.output.append(&mut work.service_output, &mut work.pool),
+        }
+        if was_idle {
+            self.clock.output_since = cx.now;
+        }
+    }
+}

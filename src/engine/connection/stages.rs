@@ -1,0 +1,224 @@
+//! The pipeline a connection's bytes go through: sniff, then TLS, then the
+//! service.
+//!
+//! ```text
+//!   bytes ──► sniff ──plaintext──────────────────────────► service.on_data
+//!               │                                              ▲
+//!               └──TLS record──► TlsSession ──plaintext────────┘
+//!                                  (handshake; on completion: on_connect)
+//! ```
+//!
+//! Each stage hands what it produced to the next and nothing else: the
+//! sniffer decides once, from a prefix that never changes its mind
+//! (`tls::sniff`); TLS turns ciphertext into plaintext and back; the service
+//! sees only plaintext and a [`Session`](crate::service::Session). The one
+//! idea: **a stage is a function of the bytes it is given and the time**,
+//! with no socket in sight, which is why the same pipeline runs under every
+//! driver and can be tested byte by byte. A later stage (the PROXY protocol
+//! header, say) slots in front of `sniff` the same way.
+
+use super::{Connection, Stage};
+use crate::connection_info::{ConnectionInfo, Transport};
+use crate::engine::context::Context;
+use crate::engine::stats::CloseReason;
+use crate::tls::{self, FirstBytes};
+
+impl Connection {
+    /// Bytes arrived from the peer.
+    pub fn handle_input(&mut self, bytes: &[u8], cx: &mut Context<'_>) {
+        if bytes.is_empty() || self.closed.is_some() {
+            return;
+        }
+        self.clock.last_activity = cx.now;
+        if self.write_shut || self.ending.is_some() {
+            return; // closing: what the peer still says is discarded
+        }
+        match self.stage {
+            Stage::Sniffing => self.sniff(bytes, cx),
+            Stage::Handshaking | Stage::Open if self.tls.is_some() => {
+                if let Some(tls) = &mut self.tls {
+                    tls.receive(bytes);
+                }
+                self.drive_tls(cx);
+            }
+            Stage::Handshaking => {}
+            Stage::Open => self.deliver(bytes, cx),
+        }
+    }
+
+    /// The peer sent FIN: nothing more will arrive. Output still queued is
+    /// written, then the connection closes.
+    pub fn handle_eof(&mut self, cx: &mut Context<'_>) {
+        self.read_closed = true;
+        match self.stage {
+            // A plaintext client may send a request and half-close before we
+            // decided anything: decide on what we have.
+            Stage::Sniffing if !self.input.is_empty() => self.sniff(&[], cx),
+            Stage::Sniffing => self.close_now(CloseReason::PeerClosed),
+            Stage::Handshaking => {
+                log::info!("closing {}: the peer left mid-handshake", self.peer);
+                self.close_now(CloseReason::TlsHandshakeFailed);
+            }
+            Stage::Open => {}
+        }
+    }
+
+    /// The first bytes decide: plaintext, or a TLS record to hold until it
+    /// is whole.
+    fn sniff(&mut self, bytes: &[u8], cx: &mut Context<'_>) {
+        self.input.extend_from_slice(bytes);
+        let verdict = match tls::classify(&self.input) {
+            FirstBytes::NeedMore if self.read_closed => FirstBytes::Plain,
+            verdict => verdict,
+        };
+        let allow_plaintext = cx.listeners[self.listener].allow_plaintext;
+        match verdict {
+            FirstBytes::NeedMore => {}
+            FirstBytes::Plain if !allow_plaintext => {
+                log::info!("refused {}: plaintext on a TLS-only listener", self.peer);
+                self.close_now(CloseReason::PlaintextRefused);
+            }
+            FirstBytes::Plain => {
+                self.open_plaintext(cx);
+                if self.closed.is_none() && !self.input.is_empty() {
+                    self.deliver(&[], cx);
+                }
+            }
+            FirstBytes::Tls => {
+                // Hold the first record until it is whole (see
+                // `tls::first_record_len`): a stalled half ClientHello then
+                // costs its bytes, not an OpenSSL session.
+                if tls::first_record_len(&self.input).is_some_and(|len| self.input.len() < len) {
+                    if self.read_closed {
+                        log::info!("closing {}: the peer left mid-ClientHello", self.peer);
+                        self.close_now(CloseReason::TlsHandshakeFailed);
+                    }
+                    return;
+                }
+                let Some(gate) = cx.listeners[self.listener].tls.clone() else {
+                    self.close_now(CloseReason::PlaintextRefused);
+                    return;
+                };
+                let mut session = match gate.new_session() {
+                    Ok(session) => session,
+                    Err(err) => {
+                        log::warn!("cannot start TLS for {}: {err}", self.peer);
+                        self.close_now(CloseReason::TlsHandshakeFailed);
+                        return;
+                    }
+                };
+                session.receive(&self.input);
+                self.input = Vec::new();
+                self.tls = Some(Box::new(session));
+                self.stage = Stage::Handshaking;
+                self.drive_tls(cx);
+            }
+        }
+    }
+
+    /// Admits the connection as plaintext and lets the service greet it.
+    pub(super) fn open_plaintext(&mut self, cx: &mut Context<'_>) {
+        self.stage = Stage::Open;
+        cx.stats.count_admitted(Transport::Plain);
+        self.run_service(cx, |service, session| service.on_connect(session));
+    }
+
+    /// Runs the TLS engine over newly received ciphertext: handshake steps,
+    /// then decrypted application data to the service.
+    fn drive_tls(&mut self, cx: &mut Context<'_>) {
+        let mut plaintext = std::mem::take(&mut cx.work.plaintext);
+        plaintext.clear();
+        let Some(tls) = self.tls.as_mut() else {
+            cx.work.plaintext = plaintext;
+            return;
+        };
+        let progress = match tls.process(&mut plaintext) {
+            Ok(progress) => progress,
+            Err(err) => {
+                cx.work.plaintext = plaintext;
+                let reason = match self.stage {
+                    Stage::Handshaking => CloseReason::TlsHandshakeFailed,
+                    _ => CloseReason::TlsError,
+                };
+                // The alert OpenSSL queued stays in `transmit()` for the
+                // driver's last try.
+                log::info!("closing {}: TLS {} ({})", self.peer, err.reason(), err);
+                self.close_now(reason);
+                return;
+            }
+        };
+        if progress.just_completed {
+            let base =
+                ConnectionInfo::plain(self.peer, cx.listeners[self.listener].local, cx.backend);
+            let info = tls.info(&base);
+            log::debug!(
+                "admitted {} over {} for {}",
+                self.peer,
+                info.transport,
+                info.domain.as_deref().unwrap_or("-")
+            );
+            cx.stats.count_admitted(info.transport);
+            self.info = Some(Box::new(info));
+            self.stage = Stage::Open;
+            self.run_service(cx, |service, session| service.on_connect(session));
+        }
+        if !plaintext.is_empty() && self.closed.is_none() && self.ending.is_none() {
+            self.deliver(&plaintext, cx);
+        }
+        cx.work.plaintext = plaintext;
+        if progress.peer_closed {
+            // The peer said close_notify: answer with ours, then close once
+            // it is written.
+            self.read_closed = true;
+            self.close_after_output(CloseReason::PeerClosed);
+        }
+    }
+
+    /// Hands plaintext to the service, keeping what it does not consume.
+    /// `fresh` follows whatever was left from before; `&[]` offers the
+    /// leftover again (after the output drained).
+    pub(super) fn deliver(&mut self, fresh: &[u8], cx: &mut Context<'_>) {
+        if fresh.is_empty() && self.input.is_empty() {
+            return;
+        }
+        let consumed;
+        if self.input.is_empty() {
+            consumed = self.call_on_data(fresh, cx);
+            if consumed < fresh.len() {
+                self.input.extend_from_slice(&fresh[consumed..]);
+            }
+        } else {
+            let mut input = std::mem::take(&mut self.input);
+            input.extend_from_slice(fresh);
+            consumed = self.call_on_data(&input, cx);
+            input.drain(..consumed);
+            if !input.is_empty() {
+                self.input = input;
+            }
+        }
+        if self.input.is_empty() || self.closed.is_some() {
+            return;
+        }
+        if self.is_backpressured(cx.limits) {
+            // The service stopped because the peer is not reading: offer the
+            // rest again once it has (reading is off until then, so the
+            // input cannot grow).
+            self.input_waiting = true;
+        } else if self.input.len() > cx.limits.max_input {
+            log::info!(
+                "closing {}: {} unconsumed input bytes exceed the limit",
+                self.peer,
+                self.input.len()
+            );
+            self.close_now(CloseReason::InputLimit);
+        }
+    }
+
+    fn call_on_data(&mut self, data: &[u8], cx: &mut Context<'_>) -> usize {
+        let mut consumed = 0;
+        self.run_service(cx, |service, session| {
+            consumed = service.on_data(session, data).min(data.len());
+        });
+        consumed
+    }
+}

@@ -1,0 +1,317 @@
+//! The readiness driver: one worker's event loop over a [`Selector`].
+//!
+//! It owns the sockets, the reactor and the timers, and runs connections
+//! that do no I/O of their own (`engine/connection/`). Its loop:
+//!
+//! ```text
+//!   wait for readiness (until the earliest deadline)
+//!   for each event:  listener   → accept a batch        (accepting.rs)
+//!                    connection → write, then read until EAGAIN, feeding
+//!                                 each result to the connection (socket_io.rs)
+//!   deliver broadcasts posted by other workers; resume paused senders
+//!   fire the timers that are due
+//! ```
+//!
+//! and after anything happens to a connection, [`Worker::settle`] asks it
+//! [`Connection::next`] and does that: re-arm the one-shot registration
+//! (skipped when it is already armed the same way), send FIN and linger, or
+//! close. The one idea: **every path ends in `settle`**, so a connection is
+//! always either armed, parked on purpose, or closed with a reason — with
+//! one-shot registrations there is no fourth state that would silently
+//! never wake again.
+//!
+//! [`Connection`]: crate::engine::connection::Connection
+//! [`Connection::next`]: crate::engine::connection::Connection::next
+
+mod accepting;
+mod slots;
+mod socket_io;
+
+use std::io::{self, Write};
+use std::net::TcpListener;
+use std::os::fd::AsRawFd;
+use std::time::Instant;
+
+use backends::{Event, Events, Selector};
+use slab::Slab;
+
+use super::connection::Next;
+use super::context::ListenerPolicy;
+use super::stats::CloseReason;
+use super::worker::{Env, WorkerSetup};
+use crate::net::accept::ReserveFd;
+use crate::timers::Timers;
+use slots::{connection_token, listener_token, target, Slot, Target, TimerKey};
+
+/// Events one wait may return.
+const EVENTS_PER_WAIT: usize = 1024;
+const READ_BUFFER_SIZE: usize = 64 * 1024;
+
+/// One thread's event loop.
+pub struct Worker {
+    selector: Box<dyn Selector>,
+    events: Events,
+    /// Indexed like `env.policies`; `None` once closed for shutdown.
+    listeners: Vec<Option<TcpListener>>,
+    slots: Slab<Slot>,
+    next_generation: u32,
+    timers: Timers<TimerKey>,
+    /// Entries in `timers` that are not stale.
+    live_timers: usize,
+    reserve: ReserveFd,
+    /// The one read buffer, lent to whichever connection is being read.
+    read_buf: Vec<u8>,
+    /// Connections whose reading is held off until the broadcast hub has
+    /// room again, with their generations.
+    paused: Vec<(usize, u32)>,
+    /// Keys of a broadcast's receivers, reused from message to message.
+    receivers: Vec<usize>,
+    last_exhaustion_log: Option<Instant>,
+    now: Instant,
+    env: Env,
+}
+
+impl Worker {
+    pub fn new(selector: Box<dyn Selector>, mut setup: WorkerSetup) -> io::Result<Worker> {
+        let backend = selector.kind().name();
+        let mut listeners = Vec::new();
+        let mut policies = Vec::new();
+        for spec in std::mem::take(&mut setup.listeners) {
+            spec.listener.set_nonblocking(true)?;
+            policies.push(ListenerPolicy {
+                local: spec.listener.local_addr()?,
+                allow_plaintext: spec.allow_plaintext,
+                tls: spec.tls,
+            });
+            listeners.push(Some(spec.listener));
+        }
+        let mut worker = Worker {
+            selector,
+            events: Events::with_capacity(EVENTS_PER_WAIT),
+            listeners,
+            slots: Slab::new(),
+            next_generation: 0,
+            timers: Timers::new(),
+            live_timers: 0,
+            reserve: ReserveFd::new(),
+            read_buf: vec![0; READ_BUFFER_SIZE],
+            paused: Vec::new(),
+            receivers: Vec::new(),
+            last_exhaustion_log: None,
+            now: Instant::now(),
+            env: Env::new(setup, policies, backend),
+        };
+        for (index, listener) in worker.listeners.iter().enumerate() {
+            if let Some(listener) = listener {
+                worker.selector.register(
+                    listener.as_raw_fd(),
+                    listener_token(index),
+                    backends::Interest::READABLE,
+                )?;
+            }
+        }
+        Ok(worker)
+    }
+
+    /// Runs until the shared stop flag is set and every connection has
+    /// closed (each within the shutdown grace period).
+    pub fn run(mut self) -> io::Result<()> {
+        loop {
+            if self.env.stop_requested() && self.env.shutdown_by.is_none() {
+                self.begin_shutdown();
+            }
+            if self.env.shutdown_by.is_some() && self.slots.is_empty() {
+                return Ok(());
+            }
+            let timeout = self
+                .timers
+                .next_deadline()
+                .map(|at| at.saturating_duration_since(Instant::now()));
+            self.selector.wait(&mut self.events, timeout)?;
+            self.now = Instant::now();
+            // Index rather than iterate: handling an event needs `self`.
+            let mut i = 0;
+            while let Some(event) = self.events.get(i) {
+                self.dispatch(event);
+                i += 1;
+            }
+            self.deliver_posted_broadcasts();
+            self.resume_paused();
+            self.expire_timers();
+        }
+    }
+
+    fn dispatch(&mut self, event: Event) {
+        match target(event.token) {
+            Target::Listener(index) => self.accept_batch(index),
+            Target::Connection { key, generation } => {
+                let Some(slot) = self.slots.get_mut(key) else {
+                    return; // closed earlier in this batch
+                };
+                if slot.generation != generation {
+                    return; // a stale event for a slot that was reused
+                }
+                slot.armed = None; // one-shot: the event disarmed it
+                if event.writable {
+                    self.write_to(key);
+                }
+                if event.readable {
+                    self.read_from(key);
+                }
+                self.settle(key);
+            }
+        }
+    }
+
+    /// Does what the connection wants next (see the module doc).
+    fn settle(&mut self, key: usize) {
+        loop {
+            let Some(slot) = self.slots.get_mut(key) else {
+                return;
+            };
+            match slot.conn.next(&self.env.limits) {
+                Next::Wait(interest) => {
+                    if slot.armed != Some(interest) {
+                        let token = connection_token(key, slot.generation);
+                        let fd = slot.socket.as_raw_fd();
+                        if let Err(err) = self.selector.reregister(fd, token, interest) {
+                            log::warn!("cannot re-arm {}: {err}", slot.conn.peer());
+                            self.close(key, CloseReason::SocketError);
+                            return;
+                        }
+                        slot.armed = Some(interest);
+                    }
+                    self.schedule(key);
+                    return;
+                }
+                Next::Parked => {
+                    self.schedule(key);
+                    return;
+                }
+                Next::ShutdownWrite => {
+                    // Close at once when the kernel holds nothing in flight:
+                    // lingering could then only waste time.
+                    if quiet(&slot.socket) {
+                        let reason = slot.conn.closing_reason();
+                        self.close(key, reason);
+                        return;
+                    }
+                    if let Err(err) = slot.socket.shutdown(std::net::Shutdown::Write) {
+                        log::debug!("shutdown towards {} failed: {err}", slot.conn.peer());
+                        let reason = slot.conn.closing_reason();
+                        self.close(key, reason);
+                        return;
+                    }
+                    slot.conn.handle_write_shut(self.now);
+                }
+                Next::Close(reason) => {
+                    // One try for the last bytes (a TLS alert); no waiting.
+                    let _ = (&slot.socket).write(slot.conn.transmit());
+                    self.close(key, reason);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The one way a connection ends.
+    fn close(&mut self, key: usize, reason: CloseReason) {
+        let Some(slot) = self.slots.try_remove(key) else {
+            return;
+        };
+        if slot.scheduled.is_some() {
+            self.live_timers -= 1;
+        }
+        if let Err(err) = self.selector.deregister(slot.socket.as_raw_fd()) {
+            log::debug!("deregister {} failed: {err}", slot.conn.peer());
+        }
+        let mut cx = self.env.context(self.now);
+        slot.conn.finish(reason, &mut cx);
+        self.env.release();
+        // Dropping the slot closes the socket.
+    }
+
+    /// Makes sure the timer heap holds an entry no later than the
+    /// connection's deadline (see `timers` for why entries are lazy).
+    fn schedule(&mut self, key: usize) {
+        let Some(slot) = self.slots.get_mut(key) else {
+            return;
+        };
+        let cx = self.env.context(self.now);
+        let Some(deadline) = slot.conn.deadline(&cx) else {
+            return;
+        };
+        if slot.scheduled.is_some_and(|at| at <= deadline) {
+            return; // the entry already there fires first, then recomputes
+        }
+        if slot.scheduled.is_none() {
+            self.live_timers += 1;
+        }
+        slot.scheduled = Some(deadline);
+        let generation = slot.generation;
+        self.timers
+            .schedule(deadline, TimerKey::Connection { key, generation });
+    }
+
+    fn expire_timers(&mut self) {
+        self.now = Instant::now();
+        while let Some((at, timer)) = self.timers.pop_due(self.now) {
+            match timer {
+                TimerKey::ResumeAccepting { listener } => {
+                    self.live_timers -= 1;
+                    self.accept_batch(listener);
+                }
+                TimerKey::Connection { key, generation } => {
+                    let Some(slot) = self.slots.get_mut(key) else {
+                        continue;
+                    };
+                    if slot.generation != generation || slot.scheduled != Some(at) {
+                        continue; // stale: the slot was reused or rescheduled
+                    }
+                    slot.scheduled = None;
+                    self.live_timers -= 1;
+                    let mut cx = self.env.context(self.now);
+                    slot.conn.handle_timeout(&mut cx);
+                    self.after_call(key);
+                    self.settle(key);
+                }
+            }
+        }
+        if self.timers.needs_compaction(self.live_timers) {
+            let slots = &self.slots;
+            self.timers.retain(|at, timer| match *timer {
+                TimerKey::Connection { key, generation } => slots
+                    .get(key)
+                    .is_some_and(|s| s.generation == generation && s.scheduled == Some(at)),
+                TimerKey::ResumeAccepting { .. } => true,
+            });
+        }
+    }
+
+    /// Stops accepting, lets each admitted session say goodbye and drain
+    /// (TLS `close_notify`), and sets the grace deadline by which every
+    /// connection is closed.
+    fn begin_shutdown(&mut self) {
+        self.env.shutdown_by = Some(self.now + self.env.shutdown_grace);
+        for listener in &mut self.listeners {
+            if let Some(socket) = listener.take() {
+                let _ = self.selector.deregister(socket.as_raw_fd());
+            }
+        }
+        let keys: Vec<usize> = self.slots.iter().map(|(key, _)| key).collect();
+        for key in keys {
+            if let Some(slot) = self.slots.get_mut(key) {
+                let mut cx = self.env.context(self.now);
+                slot.conn.begin_shutdown(&mut cx);
+                self.after_call(key);
+                self.settle(key);
+            }
+        }
+    }
+}
+
+/// Whether the kernel holds nothing unread from, or unacknowledged by, the
+/// peer (see `net::queues`).
+fn quiet(stream: &std::net::TcpStream) -> bool {
+    crate::net::queues::queues(stream).is_ok_and(|q| q.is_quiet())
+}

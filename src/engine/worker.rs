@@ -1,0 +1,157 @@
+//! What every worker has, whichever driver runs it: a service instance, the
+//! limits, what each listener admits, scratch buffers, counters shared with
+//! the other workers, and the rule for admitting a new connection.
+//!
+//! A worker is one thread with its own event loop; workers share nothing
+//! but [`Shared`]. The driver (readiness today, completions next) owns the
+//! sockets and the clock; this module owns everything else, so that a new
+//! driver is only the I/O. The one idea: **the driver is the only part that
+//! changes with the I/O model** — connections, services, limits and
+//! admission are the same objects under every driver.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use super::buffers::Workspace;
+use super::context::{Context, ListenerPolicy};
+use super::hub::Hub;
+use super::limits::ConnectionLimits;
+use super::stats::{CloseReason, Stats};
+use crate::net::accept::AcceptedSocketOptions;
+use crate::service::{Service, SessionId};
+use crate::tls::TlsGate;
+
+/// State shared by all workers of a server.
+pub struct Shared {
+    pub stop: AtomicBool,
+    pub open_connections: AtomicUsize,
+    pub max_connections: usize,
+    pub stats: Stats,
+    /// Set once every worker's waker is known (only with several workers).
+    pub hub: OnceLock<Hub>,
+}
+
+impl Shared {
+    pub fn new(max_connections: usize) -> Shared {
+        Shared {
+            stop: AtomicBool::new(false),
+            open_connections: AtomicUsize::new(0),
+            max_connections,
+            stats: Stats::default(),
+            hub: OnceLock::new(),
+        }
+    }
+}
+
+/// One listening socket and what it admits.
+pub struct ListenerSetup {
+    pub listener: TcpListener,
+    /// Whether connections whose first bytes are not TLS are served.
+    pub allow_plaintext: bool,
+    /// The TLS gate; `None` serves plaintext only (no sniffing).
+    pub tls: Option<Arc<TlsGate>>,
+}
+
+/// Everything a worker needs besides its I/O mechanism.
+pub struct WorkerSetup {
+    pub id: usize,
+    pub listeners: Vec<ListenerSetup>,
+    pub service: Box<dyn Service>,
+    pub limits: ConnectionLimits,
+    pub socket_options: AcceptedSocketOptions,
+    /// How long shutdown waits for queued output to drain.
+    pub shutdown_grace: Duration,
+    pub shared: Arc<Shared>,
+}
+
+/// A worker's state apart from its sockets. Drivers keep one and lend it to
+/// connections with [`Env::context`].
+pub struct Env {
+    pub id: usize,
+    pub limits: ConnectionLimits,
+    pub policies: Vec<ListenerPolicy>,
+    pub service: Box<dyn Service>,
+    pub work: Workspace,
+    pub shared: Arc<Shared>,
+    pub socket_options: AcceptedSocketOptions,
+    pub shutdown_grace: Duration,
+    pub backend: &'static str,
+    /// When every connection must be gone; set by the shutdown.
+    pub shutdown_by: Option<Instant>,
+    next_session: u64,
+}
+
+impl Env {
+    /// The environment for `setup`'s worker; `policies` describe its
+    /// listeners, in order.
+    pub fn new(setup: WorkerSetup, policies: Vec<ListenerPolicy>, backend: &'static str) -> Env {
+        Env {
+            id: setup.id,
+            limits: setup.limits,
+            policies,
+            service: setup.service,
+            work: Workspace::default(),
+            shared: setup.shared,
+            socket_options: setup.socket_options,
+            shutdown_grace: setup.shutdown_grace,
+            backend,
+            shutdown_by: None,
+            next_session: 0,
+        }
+    }
+
+    /// Borrows what a connection call needs, at time `now`.
+    pub fn context(&mut self, now: Instant) -> Context<'_> {
+        Context {
+            now,
+            limits: &self.limits,
+            listeners: &self.policies,
+            service: self.service.as_mut(),
+            work: &mut self.work,
+            stats: &self.shared.stats,
+            backend: self.backend,
+            shutdown_by: self.shutdown_by,
+        }
+    }
+
+    /// A session id never used before in this process: the worker number in
+    /// the top 16 bits, a counter below.
+    pub fn next_session_id(&mut self) -> SessionId {
+        let id = SessionId(((self.id as u64) << 48) | self.next_session);
+        self.next_session += 1;
+        id
+    }
+
+    /// Whether a connection from `peer` may be served: the server is not
+    /// shutting down and the connection limit has room. On `Ok` the
+    /// connection is counted as open; call [`release`](Self::release) when
+    /// it closes.
+    pub fn admit(&self, peer: SocketAddr) -> Result<(), CloseReason> {
+        let shared = &self.shared;
+        let previous = shared.open_connections.fetch_add(1, Ordering::AcqRel);
+        if previous >= shared.max_connections || self.shutdown_by.is_some() {
+            shared.open_connections.fetch_sub(1, Ordering::AcqRel);
+            log::debug!(
+                "refused {peer}: connection limit {} reached",
+                shared.max_connections
+            );
+            return Err(CloseReason::MaxConnections);
+        }
+        Ok(())
+    }
+
+    /// A connection counted by [`admit`](Self::admit) has closed.
+    pub fn release(&self) {
+        self.shared.open_connections.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    pub fn stop_requested(&self) -> bool {
+        self.shared.stop.load(Ordering::Acquire)
+    }
+
+    pub fn hub(&self) -> Option<&Hub> {
+        self.shared.hub.get()
+    }
+}
