@@ -67,14 +67,14 @@ pub(super) fn next(conn: &Connection, cx: &Context<'_>) -> Option<(Instant, Expi
         consider(by, Expiry::ShutdownGrace);
     }
     if conn.write_shut {
-        consider(clock.write_shut_at + limits.linger_timeout, Expiry::Linger);
+        consider(clock.output_since + limits.linger_timeout, Expiry::Linger);
         return earliest;
     }
     match conn.stage {
         Stage::Sniffing | Stage::Handshaking => {
             let waiting_to_be_spoken_to = conn.stage == Stage::Sniffing
                 && conn.input.is_empty()
-                && cx.listeners[conn.listener].allow_plaintext;
+                && cx.listeners[usize::from(conn.listener)].allow_plaintext;
             if let (true, Some(after)) = (waiting_to_be_spoken_to, limits.plaintext_after) {
                 consider(clock.accepted_at + after, Expiry::AdmitAsPlaintext);
             }

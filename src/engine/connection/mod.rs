@@ -26,12 +26,12 @@
 
 mod deadlines;
 pub mod output;
+mod service_calls;
 mod stages;
 
 #[cfg(test)]
 mod tests;
 
-use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -41,7 +41,7 @@ use super::context::Context;
 use super::limits::ConnectionLimits;
 use super::stats::CloseReason;
 use crate::connection_info::ConnectionInfo;
-use crate::service::{Service, Session, SessionId};
+use crate::service::SessionId;
 use crate::tls::TlsSession;
 pub use deadlines::Expiry;
 use output::OutputQueue;
@@ -84,6 +84,14 @@ pub enum Next {
     Parked,
 }
 
+/// A TLS connection's engine, and what its handshake established. Only TLS
+/// connections have admission facts to keep: a plaintext connection's are
+/// made on demand from its addresses, so that it stays small when idle.
+struct Tls {
+    session: TlsSession,
+    info: Option<ConnectionInfo>,
+}
+
 /// The instants the deadline rules measure from.
 #[derive(Clone, Copy, Debug)]
 struct Clock {
@@ -91,23 +99,21 @@ struct Clock {
     /// The last byte received or written.
     last_activity: Instant,
     /// When output last made progress, or became queued after none was.
+    /// Once lingering (FIN sent, so nothing is queued) it marks the FIN:
+    /// one field for both keeps an idle connection small.
     output_since: Instant,
-    /// When our FIN was sent (meaningful once `write_shut`).
-    write_shut_at: Instant,
 }
 
 /// One connection's state. See the module documentation for how a driver
 /// uses it.
 pub struct Connection {
     id: SessionId,
-    listener: usize,
+    /// Index into the context's listeners (a worker has a handful).
+    listener: u16,
     peer: SocketAddr,
     stage: Stage,
     /// `Some` once the first bytes said TLS.
-    tls: Option<Box<TlsSession>>,
-    /// Admission facts, built when a TLS handshake completes (plaintext
-    /// connections build theirs on demand, to stay small when idle).
-    info: Option<Box<ConnectionInfo>>,
+    tls: Option<Box<Tls>>,
     /// Bytes received but not consumed: the sniffed prefix, or plaintext
     /// the service left for later.
     input: Vec<u8>,
@@ -148,18 +154,16 @@ impl Connection {
         let now = cx.now;
         let mut conn = Connection {
             id,
-            listener,
+            listener: u16::try_from(listener).expect("a worker has at most 65,536 listeners"),
             peer,
             stage: Stage::Sniffing,
             tls: None,
-            info: None,
             input: Vec::new(),
             output: OutputQueue::default(),
             clock: Clock {
                 accepted_at: now,
                 last_activity: now,
                 output_since: now,
-                write_shut_at: now,
             },
             ending: None,
             closed: None,
@@ -196,7 +200,7 @@ impl Connection {
     /// The bytes to write to the socket now (possibly empty).
     pub fn transmit(&self) -> &[u8] {
         match &self.tls {
-            Some(tls) => tls.outgoing(),
+            Some(tls) => tls.session.outgoing(),
             None => self.output.as_slice(),
         }
     }
@@ -285,7 +289,7 @@ impl Connection {
             return;
         }
         match &mut self.tls {
-            Some(tls) => tls.consume_outgoing(n),
+            Some(tls) => tls.session.consume_outgoing(n),
             None => self.output.consume(n, &mut cx.work.pool),
         }
         self.clock.last_activity = cx.now;
@@ -307,7 +311,7 @@ impl Connection {
     /// discarding until the peer's FIN or the linger timeout.
     pub fn handle_write_shut(&mut self, now: Instant) {
         self.write_shut = true;
-        self.clock.write_shut_at = now;
+        self.clock.output_since = now;
     }
 
     /// A socket call failed. Nothing more can be sent, so the output is
@@ -354,7 +358,7 @@ impl Connection {
         let was_idle = self.pending_output() == 0;
         match &mut self.tls {
             Some(tls) => {
-                if let Err(err) = tls.send(message) {
+                if let Err(err) = tls.session.send(message) {
                     log::debug!("broadcast to {} failed: {err}", self.peer);
                     self.close_now(CloseReason::TlsError);
                     return;
@@ -416,80 +420,7 @@ impl Connection {
         self.ending = Some(reason);
         self.input_waiting = false;
         if let Some(tls) = &mut self.tls {
-            tls.close();
-        }
-    }
-
-    /// What a service may know about this connection: the record built at
-    /// the TLS handshake, or, for plaintext, one made on the spot.
-    fn facts<'a>(&'a self, cx: &Context<'_>) -> Cow<'a, ConnectionInfo> {
-        match &self.info {
-            Some(info) => Cow::Borrowed(info),
-            None => Cow::Owned(ConnectionInfo::plain(
-                self.peer,
-                cx.listeners[self.listener].local,
-                cx.backend,
-            )),
-        }
-    }
-
-    /// Runs one service callback, then carries out what it asked for: queue
-    /// its output, close, hold output for the peer. Broadcasts are left in
-    /// `cx.work.requests` for the driver, which alone can reach the other
-    /// connections.
-    fn run_service(
-        &mut self,
-        cx: &mut Context<'_>,
-        callback: impl FnOnce(&mut dyn Service, &mut Session<'_>),
-    ) {
-        let queued = self.pending_output();
-        cx.work.service_output.clear();
-        {
-            let info = self.facts(cx);
-            let mut session = Session::new(
-                self.id,
-                &info,
-                &mut cx.work.service_output,
-                &mut cx.work.requests,
-            )
-            .with_clock(cx.now)
-            .with_queue(queued, cx.limits.output_high_water);
-            callback(&mut *cx.service, &mut session);
-        }
-        if !cx.work.service_output.is_empty() {
-            self.queue_service_output(cx);
-        }
-        if let Some(waiting) = cx.work.requests.waiting_for_peer.take() {
-            if waiting && !self.waiting_for_peer {
-                self.clock.output_since = cx.now;
-            }
-            self.waiting_for_peer = waiting;
-        }
-        if std::mem::take(&mut cx.work.requests.close) {
-            self.close_after_output(CloseReason::ServiceClosed);
-        }
-    }
-
-    fn queue_service_output(&mut self, cx: &mut Context<'_>) {
-        if cx.service.wants_drained() {
-            self.wants_drained = true;
-        }
-        let was_idle = self.pending_output() == 0;
-        let work = &mut *cx.work;
-        match &mut self.tls {
-            Some(tls) => {
-                let result = tls.send(&work.service_output);
-                work.service_output.clear();
-                if let Err(err) = result {
-                    log::debug!("cannot send to {}: {err}", self.peer);
-                    self.close_now(CloseReason::TlsError);
-                    return;
-                }
-            }
-            None => self.output.append(&mut work.service_output, &mut work.pool),
-        }
-        if was_idle {
-            self.clock.output_since = cx.now;
+            tls.session.close();
         }
     }
 }

@@ -17,7 +17,7 @@
 //! driver and can be tested byte by byte. A later stage (the PROXY protocol
 //! header, say) slots in front of `sniff` the same way.
 
-use super::{Connection, Stage};
+use super::{Connection, Stage, Tls};
 use crate::connection_info::{ConnectionInfo, Transport};
 use crate::engine::context::Context;
 use crate::engine::stats::CloseReason;
@@ -37,7 +37,7 @@ impl Connection {
             Stage::Sniffing => self.sniff(bytes, cx),
             Stage::Handshaking | Stage::Open if self.tls.is_some() => {
                 if let Some(tls) = &mut self.tls {
-                    tls.receive(bytes);
+                    tls.session.receive(bytes);
                 }
                 self.drive_tls(cx);
             }
@@ -71,7 +71,7 @@ impl Connection {
             FirstBytes::NeedMore if self.read_closed => FirstBytes::Plain,
             verdict => verdict,
         };
-        let allow_plaintext = cx.listeners[self.listener].allow_plaintext;
+        let allow_plaintext = cx.listeners[usize::from(self.listener)].allow_plaintext;
         match verdict {
             FirstBytes::NeedMore => {}
             FirstBytes::Plain if !allow_plaintext => {
@@ -95,7 +95,7 @@ impl Connection {
                     }
                     return;
                 }
-                let Some(gate) = cx.listeners[self.listener].tls.clone() else {
+                let Some(gate) = cx.listeners[usize::from(self.listener)].tls.clone() else {
                     self.close_now(CloseReason::PlaintextRefused);
                     return;
                 };
@@ -109,7 +109,10 @@ impl Connection {
                 };
                 session.receive(&self.input);
                 self.input = Vec::new();
-                self.tls = Some(Box::new(session));
+                self.tls = Some(Box::new(Tls {
+                    session,
+                    info: None,
+                }));
                 self.stage = Stage::Handshaking;
                 self.drive_tls(cx);
             }
@@ -132,7 +135,7 @@ impl Connection {
             cx.work.plaintext = plaintext;
             return;
         };
-        let progress = match tls.process(&mut plaintext) {
+        let progress = match tls.session.process(&mut plaintext) {
             Ok(progress) => progress,
             Err(err) => {
                 cx.work.plaintext = plaintext;
@@ -148,9 +151,12 @@ impl Connection {
             }
         };
         if progress.just_completed {
-            let base =
-                ConnectionInfo::plain(self.peer, cx.listeners[self.listener].local, cx.backend);
-            let info = tls.info(&base);
+            let base = ConnectionInfo::plain(
+                self.peer,
+                cx.listeners[usize::from(self.listener)].local,
+                cx.backend,
+            );
+            let info = tls.session.info(&base);
             log::debug!(
                 "admitted {} over {} for {}",
                 self.peer,
@@ -158,7 +164,7 @@ impl Connection {
                 info.domain.as_deref().unwrap_or("-")
             );
             cx.stats.count_admitted(info.transport);
-            self.info = Some(Box::new(info));
+            tls.info = Some(info);
             self.stage = Stage::Open;
             self.run_service(cx, |service, session| service.on_connect(session));
         }
@@ -172,53 +178,5 @@ impl Connection {
             self.read_closed = true;
             self.close_after_output(CloseReason::PeerClosed);
         }
-    }
-
-    /// Hands plaintext to the service, keeping what it does not consume.
-    /// `fresh` follows whatever was left from before; `&[]` offers the
-    /// leftover again (after the output drained).
-    pub(super) fn deliver(&mut self, fresh: &[u8], cx: &mut Context<'_>) {
-        if fresh.is_empty() && self.input.is_empty() {
-            return;
-        }
-        let consumed;
-        if self.input.is_empty() {
-            consumed = self.call_on_data(fresh, cx);
-            if consumed < fresh.len() {
-                self.input.extend_from_slice(&fresh[consumed..]);
-            }
-        } else {
-            let mut input = std::mem::take(&mut self.input);
-            input.extend_from_slice(fresh);
-            consumed = self.call_on_data(&input, cx);
-            input.drain(..consumed);
-            if !input.is_empty() {
-                self.input = input;
-            }
-        }
-        if self.input.is_empty() || self.closed.is_some() {
-            return;
-        }
-        if self.is_backpressured(cx.limits) {
-            // The service stopped because the peer is not reading: offer the
-            // rest again once it has (reading is off until then, so the
-            // input cannot grow).
-            self.input_waiting = true;
-        } else if self.input.len() > cx.limits.max_input {
-            log::info!(
-                "closing {}: {} unconsumed input bytes exceed the limit",
-                self.peer,
-                self.input.len()
-            );
-            self.close_now(CloseReason::InputLimit);
-        }
-    }
-
-    fn call_on_data(&mut self, data: &[u8], cx: &mut Context<'_>) -> usize {
-        let mut consumed = 0;
-        self.run_service(cx, |service, session| {
-            consumed = service.on_data(session, data).min(data.len());
-        });
-        consumed
     }
 }

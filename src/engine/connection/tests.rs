@@ -193,7 +193,7 @@ fn a_tls_prefix_is_held_until_the_record_is_whole_then_handshakes() {
     }
     assert_eq!(conn.stage(), Stage::Open);
     assert_eq!(plain, b"ping");
-    assert_eq!(conn.info.as_ref().unwrap().transport.as_str(), "tls");
+    assert_eq!(conn.facts(&h.cx(4)).transport.as_str(), "tls");
 }
 
 #[test]

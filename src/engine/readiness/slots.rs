@@ -76,6 +76,16 @@ pub fn target(token: Token) -> Target {
 mod tests {
     use super::*;
 
+    /// An idle plaintext connection owns no heap buffer, so its user-space
+    /// cost is its slot (plus the slab's bookkeeping and a timer entry). The
+    /// budget is 256 bytes per idle connection in all.
+    #[test]
+    fn an_idle_connection_stays_small() {
+        let size = std::mem::size_of::<Slot>();
+        eprintln!("size_of::<Slot>() = {size}");
+        assert!(size <= 200, "a connection's slot grew to {size} bytes");
+    }
+
     #[test]
     fn tokens_keep_key_and_generation_apart_from_listeners() {
         let token = connection_token(u32::MAX as usize, GENERATION_MASK);
