@@ -102,7 +102,8 @@ pub struct TlsConfig {
     /// address send none): a domain name or `reject`. Default: the first
     /// domain.
     pub no_sni: Option<String>,
-    /// ALPN protocols offered, in preference order. Default: `["http/1.1"]`.
+    /// ALPN protocols offered, in preference order. Default:
+    /// `["h2", "http/1.1"]`.
     pub alpn: Option<Vec<String>>,
 }
 

@@ -54,12 +54,16 @@ mod response;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::http2::preface::{self, Opening};
+use super::http2::{Env, Http2Connection, Http2Event, Http2Options};
 use super::{Service, Session, SessionId};
-use crate::connection_info::ConnectionInfo;
+use crate::connection_info::{ConnectionInfo, Transport};
 use crate::domains::DomainRules;
 use policy::{client_auth_satisfied, governing_rule};
 use request::{empty_lines_len, parse_head, HeadScanner, Rejection, Request, Scan, Version};
-use response::{connection_report, render, Persistence, Response, Status};
+pub(crate) use request::{parse_authority, Host};
+use response::{connection_report, render, Persistence};
+pub(crate) use response::{Response, Status};
 
 /// The largest request body read and discarded to keep a connection in
 /// sync; a larger one is refused with 413 and the connection closed. The
@@ -91,10 +95,22 @@ impl Default for HttpLimits {
 pub struct Http {
     rules: Arc<DomainRules>,
     limits: HttpLimits,
-    sessions: HashMap<SessionId, SessionState>,
+    http2: Http2Options,
+    sessions: HashMap<SessionId, Protocol>,
 }
 
-/// What must be remembered about a session between `on_data` calls.
+/// Which HTTP a session speaks, once known.
+#[derive(Debug)]
+enum Protocol {
+    /// A plaintext session whose first bytes may still be the HTTP/2
+    /// preface (see `http2::preface`).
+    Undecided,
+    Http1(SessionState),
+    Http2(Box<Http2Connection>),
+}
+
+/// What must be remembered about an HTTP/1.1 session between `on_data`
+/// calls.
 #[derive(Debug, Default)]
 struct SessionState {
     /// How far the head being received has been scanned.
@@ -108,62 +124,148 @@ struct SessionState {
 }
 
 impl Http {
+    /// HTTP/1.1 with these limits, and HTTP/2 with its defaults and
+    /// counters of its own.
     pub fn new(rules: Arc<DomainRules>, limits: HttpLimits) -> Http {
+        Http::with_http2(rules, limits, Http2Options::default())
+    }
+
+    /// HTTP/1.1 and HTTP/2 as configured; `http2.counters` is normally
+    /// shared by every worker's instance.
+    pub fn with_http2(rules: Arc<DomainRules>, limits: HttpLimits, http2: Http2Options) -> Http {
         Http {
             rules,
             limits,
+            http2,
             sessions: HashMap::new(),
         }
     }
+
+    /// Starts HTTP/2 on a session: our SETTINGS go out at once.
+    fn open_http2(&self, session: &mut Session<'_>, event: Http2Event) -> Protocol {
+        self.http2
+            .counters
+            .record(event, session.now(), session.info().peer, "");
+        let mut connection = Box::new(Http2Connection::new());
+        connection.start(&self.http2.limits, session);
+        Protocol::Http2(connection)
+    }
+}
+
+/// Whether TLS chose HTTP/2 by ALPN.
+fn negotiated_h2(info: &ConnectionInfo) -> bool {
+    info.alpn.as_deref() == Some("h2")
 }
 
 impl Service for Http {
+    fn on_connect(&mut self, session: &mut Session<'_>) {
+        let protocol = if negotiated_h2(session.info()) {
+            self.open_http2(session, Http2Event::ConnectionTls)
+        } else if session.info().transport == Transport::Plain && self.http2.h2c {
+            Protocol::Undecided
+        } else {
+            Protocol::Http1(SessionState::default())
+        };
+        self.sessions.insert(session.id(), protocol);
+    }
+
     fn on_data(&mut self, session: &mut Session<'_>, data: &[u8]) -> usize {
-        let Http {
-            rules,
-            limits,
-            sessions,
-        } = self;
-        let state = sessions.entry(session.id()).or_default();
-        let mut consumed = 0;
-        // Stop answering pipelined requests once the peer owes us a
-        // high-water mark of reading: the rest stays unconsumed and is
-        // offered again when the output drains.
-        while !state.closing && !session.output_full() {
-            consumed += discard_body(state, &data[consumed..]);
-            if state.body_left > 0 {
-                break;
+        let protocol = self
+            .sessions
+            .remove(&session.id())
+            .unwrap_or(Protocol::Undecided);
+        let mut protocol = match protocol {
+            Protocol::Undecided if negotiated_h2(session.info()) => {
+                self.open_http2(session, Http2Event::ConnectionTls)
             }
-            let empty_lines = empty_lines_len(&data[consumed..]);
-            if empty_lines > 0 {
-                // The head now starts elsewhere; what was scanned is stale.
-                consumed += empty_lines;
-                state.scanner = HeadScanner::default();
-            }
-            let unconsumed = &data[consumed..];
-            if unconsumed.is_empty() {
-                break;
-            }
-            match state.scanner.scan(unconsumed, limits.max_header_bytes) {
-                Scan::Incomplete => break,
-                Scan::Rejected(rejection) => refuse(session, state, rejection, false),
-                Scan::Complete(head_len) => {
-                    state.scanner = HeadScanner::default();
-                    consumed += head_len;
-                    answer(rules, limits, session, state, &unconsumed[..head_len]);
+            Protocol::Undecided
+                if session.info().transport == Transport::Plain && self.http2.h2c =>
+            {
+                match preface::classify(data) {
+                    Opening::NeedMore => {
+                        self.sessions.insert(session.id(), Protocol::Undecided);
+                        return 0;
+                    }
+                    Opening::Http2 => self.open_http2(session, Http2Event::ConnectionCleartext),
+                    Opening::Http1 => Protocol::Http1(SessionState::default()),
                 }
             }
-        }
-        // Once closing, whatever else arrives is read and dropped.
-        if state.closing {
-            data.len()
-        } else {
-            consumed
+            Protocol::Undecided => Protocol::Http1(SessionState::default()),
+            decided => decided,
+        };
+        let consumed = match &mut protocol {
+            Protocol::Http1(state) => serve_http1(&self.rules, &self.limits, session, state, data),
+            Protocol::Http2(connection) => {
+                let env = Env {
+                    rules: &self.rules,
+                    limits: &self.http2.limits,
+                    counters: &self.http2.counters,
+                };
+                connection.receive(&env, session, data)
+            }
+            Protocol::Undecided => 0,
+        };
+        self.sessions.insert(session.id(), protocol);
+        consumed
+    }
+
+    fn on_shutdown(&mut self, session: &mut Session<'_>) {
+        if let Some(Protocol::Http2(connection)) = self.sessions.get_mut(&session.id()) {
+            connection.shutdown(session);
         }
     }
 
     fn on_close(&mut self, id: SessionId, _info: &ConnectionInfo) {
         self.sessions.remove(&id);
+    }
+}
+
+/// Answers every complete HTTP/1.1 request in `data`; returns the bytes
+/// consumed.
+fn serve_http1(
+    rules: &DomainRules,
+    limits: &HttpLimits,
+    session: &mut Session<'_>,
+    state: &mut SessionState,
+    data: &[u8],
+) -> usize {
+    let mut consumed = 0;
+    while !state.closing {
+        // Stop answering pipelined requests once the peer owes us a
+        // high-water mark of reading: the rest stays unconsumed and is
+        // offered again when the output drains.
+        if session.output_full() {
+            break;
+        }
+        consumed += discard_body(state, &data[consumed..]);
+        if state.body_left > 0 {
+            break;
+        }
+        let empty_lines = empty_lines_len(&data[consumed..]);
+        if empty_lines > 0 {
+            // The head now starts elsewhere; what was scanned is stale.
+            consumed += empty_lines;
+            state.scanner = HeadScanner::default();
+        }
+        let unconsumed = &data[consumed..];
+        if unconsumed.is_empty() {
+            break;
+        }
+        match state.scanner.scan(unconsumed, limits.max_header_bytes) {
+            Scan::Incomplete => break,
+            Scan::Rejected(rejection) => refuse(session, state, rejection, false),
+            Scan::Complete(head_len) => {
+                state.scanner = HeadScanner::default();
+                consumed += head_len;
+                answer(rules, limits, session, state, &unconsumed[..head_len]);
+            }
+        }
+    }
+    // Once closing, whatever else arrives is read and dropped.
+    if state.closing {
+        data.len()
+    } else {
+        consumed
     }
 }
 
@@ -216,7 +318,20 @@ fn answer(
 /// checks come before anything that depends on the method or path, so a
 /// refused client learns nothing about what the domain serves.
 fn respond(rules: &DomainRules, info: &ConnectionInfo, request: &Request<'_>) -> Response {
-    let host_name = request.host.map(|host| host.name);
+    route(rules, info, request.method, request.path, request.host)
+}
+
+/// What this service answers to `method` on `path` for `host`, whichever
+/// HTTP version carried the request: HTTP/2 streams are judged by exactly
+/// these rules, in exactly this order.
+pub(crate) fn route(
+    rules: &DomainRules,
+    info: &ConnectionInfo,
+    method: &str,
+    path: &str,
+    host: Option<Host<'_>>,
+) -> Response {
+    let host_name = host.map(|host| host.name);
     let Ok(rule) = governing_rule(rules, info.transport, info.domain.as_deref(), host_name) else {
         return Response::error(
             Status::MisdirectedRequest,
@@ -229,13 +344,13 @@ fn respond(rules: &DomainRules, info: &ConnectionInfo, request: &Request<'_>) ->
             Some("this domain requires a client certificate"),
         );
     }
-    match method_support(request.method) {
+    match method_support(method) {
         MethodSupport::Served => {}
         MethodSupport::NotAllowed => return Response::error(Status::MethodNotAllowed, None),
         MethodSupport::Unknown => return Response::error(Status::NotImplemented, None),
     }
-    match request.path {
-        "/" => Response::ok(connection_report(info, request.host.map(|host| host.raw))),
+    match path {
+        "/" => Response::ok(connection_report(info, host.map(|host| host.raw))),
         "/healthz" => Response::ok("ok\n".to_string()),
         _ => Response::error(Status::NotFound, None),
     }
@@ -296,7 +411,6 @@ fn close(session: &mut Session<'_>, state: &mut SessionState) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::connection_info::Transport;
     use crate::service::Requests;
 
     /// A connection to a fresh `Http`, driven the way the engine drives it:

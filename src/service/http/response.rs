@@ -14,7 +14,7 @@ use crate::connection_info::ConnectionInfo;
 
 /// The statuses this server produces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Status {
+pub(crate) enum Status {
     Ok,
     BadRequest,
     Forbidden,
@@ -64,7 +64,7 @@ impl Status {
 
 /// What to answer, before deciding how the connection continues.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) struct Response {
+pub(crate) struct Response {
     pub status: Status,
     pub body: String,
     /// Send `Allow: GET, HEAD` (required with 405).

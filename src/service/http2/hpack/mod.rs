@@ -56,9 +56,9 @@ pub enum HpackError {
     HuffmanInvalid,
 }
 
-impl fmt::Display for HpackError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl HpackError {
+    pub fn as_str(self) -> &'static str {
+        match self {
             HpackError::Truncated => "header block ends inside a representation",
             HpackError::IntegerTooLarge => "HPACK integer too large",
             HpackError::InvalidIndex => "HPACK index outside the tables",
@@ -67,6 +67,12 @@ impl fmt::Display for HpackError {
             HpackError::HuffmanPadding => "invalid Huffman padding",
             HpackError::HuffmanEos => "EOS symbol inside a Huffman string",
             HpackError::HuffmanInvalid => "invalid Huffman code",
-        })
+        }
+    }
+}
+
+impl fmt::Display for HpackError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
