@@ -32,9 +32,11 @@
 //!   `Transfer-Encoding` is answered 501 and the connection closed: chunked
 //!   bodies are not implemented, and without them the end of the body
 //!   cannot be found (with `Content-Length` too, or in HTTP/1.0, it is 400).
-//! - Methods: `GET` and `HEAD` are served. Other methods RFC 9110 defines
-//!   get 405 with `Allow: GET, HEAD`; method tokens it does not define get
-//!   501 (RFC 9110 §9.1 and §15.6.2). Both keep the connection open.
+//! - Methods: `GET`, `HEAD` and `POST` are served (a `POST` body is read
+//!   and dropped; the answer is the `GET` one). Other methods RFC 9110
+//!   defines get 405 with `Allow: GET, HEAD, POST`; method tokens it does
+//!   not define get 501 (RFC 9110 §9.1 and §15.6.2). Both keep the
+//!   connection open.
 //! - Errors that leave the byte stream in doubt (400, 413, 414, 431, 501 for
 //!   `Transfer-Encoding`, 505) are sent with `Connection: close` and close
 //!   the session; answers where the request was understood (403, 404, 405,
@@ -43,6 +45,12 @@
 //!   closes unless `Connection: keep-alive`.
 //! - Line endings are CRLF only; a bare LF or CR is a 400 (see `request.rs`).
 //! - No `Date` header, so responses are deterministic (see `response.rs`).
+//!
+//! - HTTP/2 shares the port and the answers (see `service::http2`): ALPN
+//!   `h2` over TLS, or, over plaintext, a session whose first bytes are the
+//!   HTTP/2 connection preface (h2c; [`Http2Options::h2c`]). Both versions
+//!   answer through [`route`], so the 421 and 403 rules are the same for
+//!   an HTTP/1.1 request and for every HTTP/2 stream.
 //!
 //! Memory per session is a few words in a map keyed by [`SessionId`],
 //! removed in `on_close`; requests are parsed in place without copying.
@@ -63,7 +71,7 @@ use policy::{client_auth_satisfied, governing_rule};
 use request::{empty_lines_len, parse_head, HeadScanner, Rejection, Request, Scan, Version};
 pub(crate) use request::{parse_authority, Host};
 use response::{connection_report, render, Persistence};
-pub(crate) use response::{Response, Status};
+pub(crate) use response::{Response, Status, ALLOWED_METHODS};
 
 /// The largest request body read and discarded to keep a connection in
 /// sync; a larger one is refused with 413 and the connection closed. The
@@ -358,7 +366,7 @@ pub(crate) fn route(
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum MethodSupport {
-    /// GET and HEAD.
+    /// GET, HEAD and POST (whose body is read and dropped).
     Served,
     /// A method RFC 9110 defines that no resource here allows: 405.
     NotAllowed,
@@ -369,10 +377,8 @@ enum MethodSupport {
 
 fn method_support(method: &str) -> MethodSupport {
     match method {
-        "GET" | "HEAD" => MethodSupport::Served,
-        "POST" | "PUT" | "DELETE" | "CONNECT" | "OPTIONS" | "TRACE" | "PATCH" => {
-            MethodSupport::NotAllowed
-        }
+        "GET" | "HEAD" | "POST" => MethodSupport::Served,
+        "PUT" | "DELETE" | "CONNECT" | "OPTIONS" | "TRACE" | "PATCH" => MethodSupport::NotAllowed,
         _ => MethodSupport::Unknown,
     }
 }
@@ -691,11 +697,22 @@ mod tests {
     }
 
     #[test]
+    fn post_is_answered_like_get_and_its_body_dropped() {
+        let mut client = Client::new(plain());
+        let output = client.send(&format!(
+            "POST /healthz HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello{}",
+            get("/nope", "a")
+        ));
+        assert_eq!(statuses(&output), [200, 404]);
+        assert!(output.contains("\r\n\r\nok\n"));
+    }
+
+    #[test]
     fn other_methods_get_405_or_501_and_the_connection_survives() {
         let mut client = Client::new(plain());
-        let output = client.send("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc");
+        let output = client.send("PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc");
         assert_eq!(statuses(&output), [405]);
-        assert!(output.contains("\r\nAllow: GET, HEAD\r\n"));
+        assert!(output.contains("\r\nAllow: GET, HEAD, POST\r\n"));
         assert_eq!(
             statuses(&client.send("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n")),
             [405]

@@ -105,8 +105,6 @@ pub struct Http2Connection {
     pub(super) waiting: bool,
     /// GOAWAY sent (shutdown): new streams are ignored.
     pub(super) going_away: bool,
-    /// The peer sent GOAWAY: close once nothing is owed.
-    peer_going_away: bool,
 }
 
 impl Http2Connection {
@@ -127,7 +125,6 @@ impl Http2Connection {
             out: Vec::new(),
             waiting: false,
             going_away: false,
-            peer_going_away: false,
         }
     }
 
@@ -212,9 +209,6 @@ impl Http2Connection {
         }
         self.flush_out(session);
         self.update_waiting(env, session);
-        if self.peer_going_away && self.streams.is_empty() {
-            session.close();
-        }
         if self.phase == Phase::Failed {
             data.len()
         } else {
@@ -301,10 +295,9 @@ impl Http2Connection {
                 write::ping_ack(&mut self.out, &data);
                 Ok(())
             }
-            Frame::GoAway { .. } => {
-                self.peer_going_away = true;
-                Ok(())
-            }
+            // The peer will open no more streams; it closes the connection
+            // when it is done with the ones it has (§6.8).
+            Frame::GoAway { .. } => Ok(()),
             Frame::WindowUpdate { stream, increment } => {
                 self.on_window_update(env, session, stream, increment)
             }

@@ -22,7 +22,7 @@ use super::request::Request;
 use super::settings::DEFAULT_WINDOW;
 use super::stream::{PendingBody, Stream, StreamState};
 use super::write;
-use crate::service::http::{route, Response};
+use crate::service::http::{route, Response, ALLOWED_METHODS};
 use crate::service::Session;
 
 impl Http2Connection {
@@ -71,7 +71,7 @@ impl Http2Connection {
             &mut block,
         );
         if response.allow {
-            encode_field(b"allow", b"GET, HEAD", &mut block);
+            encode_field(b"allow", ALLOWED_METHODS.as_bytes(), &mut block);
         }
         let end_stream = head_only || response.body.is_empty();
         write::headers(

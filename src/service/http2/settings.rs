@@ -76,7 +76,8 @@ impl PeerSettings {
                 // The header table size limits an encoder that indexes; ours
                 // never does. Push is never used; concurrency and header
                 // list size limit requests, which we never send.
-                HEADER_TABLE_SIZE | ENABLE_PUSH | MAX_CONCURRENT_STREAMS | MAX_HEADER_LIST_SIZE => {}
+                HEADER_TABLE_SIZE | ENABLE_PUSH | MAX_CONCURRENT_STREAMS | MAX_HEADER_LIST_SIZE => {
+                }
                 // Unknown ids are ignored (§6.5.2).
                 _ => {}
             }
