@@ -40,6 +40,8 @@ mod send;
 mod settings;
 mod stream;
 mod streams;
+#[cfg(test)]
+mod tests;
 pub mod write;
 
 use std::sync::Arc;
