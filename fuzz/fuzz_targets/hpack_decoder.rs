@@ -17,9 +17,14 @@ fuzz_target!(|input: &[u8]| {
     };
     let table_size = usize::from(size) * 32;
     let mut decoder = Decoder::new(table_size);
-    for block in rest.split(|&b| b == 0xff).map(|b| b.strip_prefix(&[0x00]).unwrap_or(b)) {
+    for block in rest
+        .split(|&b| b == 0xff)
+        .map(|b| b.strip_prefix(&[0x00]).unwrap_or(b))
+    {
         let mut fields = Vec::new();
-        let outcome = decoder.decode(block, |name, value| fields.push((name.to_vec(), value.to_vec())));
+        let outcome = decoder.decode(block, |name, value| {
+            fields.push((name.to_vec(), value.to_vec()))
+        });
         assert!(decoder.table().size() <= table_size, "table over its size");
         if outcome.is_err() {
             // A connection ends at the first bad block.
@@ -31,7 +36,9 @@ fuzz_target!(|input: &[u8]| {
         }
         let mut again = Vec::new();
         Decoder::new(4096)
-            .decode(&encoded, |name, value| again.push((name.to_vec(), value.to_vec())))
+            .decode(&encoded, |name, value| {
+                again.push((name.to_vec(), value.to_vec()))
+            })
             .expect("what the encoder writes decodes");
         assert_eq!(again, fields, "re-encoded fields decode back to themselves");
     }

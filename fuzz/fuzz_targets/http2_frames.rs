@@ -24,7 +24,11 @@ use portcullis::service::{Requests, Service, Session, SessionId};
 fuzz_target!(|input: &[u8]| {
     let mut rest = input;
     while let Ok(Parsed::Frame(_, used)) = frame::parse(rest, 16_384) {
-        assert!(used > 0 && used <= rest.len(), "parse claimed {used} of {}", rest.len());
+        assert!(
+            used > 0 && used <= rest.len(),
+            "parse claimed {used} of {}",
+            rest.len()
+        );
         rest = &rest[used..];
     }
 
@@ -68,9 +72,12 @@ fuzz_target!(|input: &[u8]| {
 fn rules() -> DomainRules {
     let mut names = NameTable::new();
     let mut rules = Vec::new();
-    for (index, (name, client_auth)) in [("localhost", ClientAuth::None), ("mtls.localhost", ClientAuth::Required)]
-        .into_iter()
-        .enumerate()
+    for (index, (name, client_auth)) in [
+        ("localhost", ClientAuth::None),
+        ("mtls.localhost", ClientAuth::Required),
+    ]
+    .into_iter()
+    .enumerate()
     {
         names.insert(name, index).expect("valid fixed names");
         rules.push(DomainRule {
@@ -90,8 +97,16 @@ fn connection(kind: u8) -> ConnectionInfo {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, 8443));
     let mut info = ConnectionInfo::plain(addr, addr, "fuzz");
     if kind > 0 {
-        info.transport = if kind == 1 { Transport::Tls } else { Transport::Mtls };
-        let domain = if kind == 1 { "localhost" } else { "mtls.localhost" };
+        info.transport = if kind == 1 {
+            Transport::Tls
+        } else {
+            Transport::Mtls
+        };
+        let domain = if kind == 1 {
+            "localhost"
+        } else {
+            "mtls.localhost"
+        };
         info.sni = Some(domain.to_string());
         info.domain = Some(domain.into());
         info.alpn = Some("h2".to_string());

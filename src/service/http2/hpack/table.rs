@@ -80,11 +80,14 @@ pub const STATIC_TABLE: [(&[u8], &[u8]); 61] = [
 /// What each entry costs on top of its name and value (§4.1).
 pub const ENTRY_OVERHEAD: usize = 32;
 
+/// A remembered field: name and value.
+type Entry = (Box<[u8]>, Box<[u8]>);
+
 /// One decoder's dynamic table.
 #[derive(Debug)]
 pub struct DynamicTable {
     /// Newest first, as the index counts them.
-    entries: VecDeque<(Box<[u8]>, Box<[u8]>)>,
+    entries: VecDeque<Entry>,
     /// Sum of entry sizes, by the RFC's measure.
     size: usize,
     /// The current maximum, set by the peer's size updates.
