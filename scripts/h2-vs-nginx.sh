@@ -133,8 +133,11 @@ cell() { # $1 server, $2 url
   rps=$(grep -o 'finished in [^,]*, [0-9.]* req/s' <<<"$out" | grep -o '[0-9.]* req/s' | cut -d' ' -f1)
   client=$(awk '{print $1 + $2}' "$work/time.out")
   if [[ -z $reqs || $reqs -eq 0 ]]; then echo "0 0 0"; echo "h2load failed against $1 $2:" >&2; cat "$work/h2load.out" >&2; return; fi
-  awk -v r="$rps" -v n="$reqs" -v s=$((after - before)) -v hz="$hz" -v c="$client" -v d="$seconds" \
-    'BEGIN { printf "%.0f %.2f %.2f\n", r, s / hz * 1e6 / n, c * 1e6 / (r * (d + 1)) }'
+  # h2load counts requests of the measured seconds only; the CPU times
+  # cover the warm-up second too, so both are divided by the requests of
+  # d + 1 seconds at the measured rate.
+  awk -v r="$rps" -v s=$((after - before)) -v hz="$hz" -v c="$client" -v d="$seconds" \
+    'BEGIN { n = r * (d + 1); printf "%.0f %.2f %.2f\n", r, s / hz * 1e6 / n, c * 1e6 / n }'
 }
 
 declare -A results

@@ -96,9 +96,9 @@ pub struct Http2Connection {
     /// The highest stream id the peer opened; lower ids are closed.
     pub(super) highest_stream: u32,
     pub(super) block: Option<PendingBlock>,
-    resets: RateWindow,
-    pings: RateWindow,
-    settings_frames: RateWindow,
+    pub(super) resets: RateWindow,
+    pub(super) pings: RateWindow,
+    pub(super) settings_frames: RateWindow,
     /// Frames queued by the frame being handled.
     pub(super) out: Vec<u8>,
     /// What we last told the engine through `set_waiting_for_peer`.
@@ -303,91 +303,6 @@ impl Http2Connection {
             }
             Frame::Malformed(error) => Err(error.into()),
         }
-    }
-
-    fn on_settings(
-        &mut self,
-        env: &Env<'_>,
-        session: &mut Session<'_>,
-        params: &[u8],
-    ) -> Result<(), Fault> {
-        if self
-            .settings_frames
-            .over(env.limits.settings, session.now())
-        {
-            return Err(calm(Http2Event::SettingsFlood, "too many SETTINGS frames").into());
-        }
-        let delta = self.peer.apply(params)?;
-        if delta != 0 {
-            for stream in self.streams.values_mut() {
-                stream.send.grow(delta).map_err(|_| {
-                    flow_control("SETTINGS_INITIAL_WINDOW_SIZE overflows a stream window")
-                })?;
-            }
-        }
-        write::settings_ack(&mut self.out);
-        self.send_blocked(session);
-        Ok(())
-    }
-
-    fn on_window_update(
-        &mut self,
-        env: &Env<'_>,
-        session: &mut Session<'_>,
-        stream: u32,
-        increment: u32,
-    ) -> Result<(), Fault> {
-        let _ = env;
-        if stream == 0 {
-            if increment == 0 {
-                return Err(protocol_error("WINDOW_UPDATE of 0 on the connection").into());
-            }
-            self.send_window
-                .grow(i64::from(increment))
-                .map_err(|_| flow_control("connection window above 2^31-1"))?;
-        } else {
-            if stream > self.highest_stream {
-                return Err(protocol_error("WINDOW_UPDATE on an idle stream").into());
-            }
-            if increment == 0 {
-                return Err(stream_error(
-                    stream,
-                    ErrorCode::ProtocolError,
-                    Http2Event::ProtocolError,
-                    "WINDOW_UPDATE of 0",
-                )
-                .into());
-            }
-            // A closed stream's update may cross our last frame: ignored.
-            if let Some(open) = self.streams.get_mut(&stream) {
-                open.send.grow(i64::from(increment)).map_err(|_| {
-                    stream_error(
-                        stream,
-                        ErrorCode::FlowControlError,
-                        Http2Event::FlowControlError,
-                        "stream window above 2^31-1",
-                    )
-                })?;
-            }
-        }
-        self.send_blocked(session);
-        Ok(())
-    }
-
-    fn on_reset(
-        &mut self,
-        env: &Env<'_>,
-        session: &mut Session<'_>,
-        stream: u32,
-    ) -> Result<(), Fault> {
-        if stream > self.highest_stream {
-            return Err(protocol_error("RST_STREAM on an idle stream").into());
-        }
-        if self.resets.over(env.limits.resets, session.now()) {
-            return Err(calm(Http2Event::RapidReset, "too many streams reset").into());
-        }
-        self.forget(stream);
-        Ok(())
     }
 
     /// Drops a stream's state: it is closed.

@@ -21,13 +21,15 @@
 //! (`counters.rs`), and an answer with the RFC's error code (`error.rs`).
 //!
 //! Files, in the order bytes flow: `preface.rs` (is it HTTP/2?), `frame.rs`
-//! (frames in), `connection.rs` (the loop and control frames), `streams.rs`
+//! (frames in), `connection.rs` (the loop) and `control.rs` (SETTINGS,
+//! WINDOW_UPDATE, RST_STREAM), `streams.rs`
 //! (requests), `request.rs` (header fields to a request), `send.rs`
 //! (responses, flow-controlled), `write.rs` (frames out); with `hpack/`,
 //! `settings.rs`, `flow.rs`, `stream.rs`, `limits.rs`, `counters.rs` and
 //! `error.rs` beside them.
 
 mod connection;
+mod control;
 pub mod counters;
 mod error;
 mod flow;
