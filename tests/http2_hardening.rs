@@ -176,7 +176,6 @@ fn stall_server() -> (Server, TempDir) {
 }
 
 #[test]
-#[ignore = "needs the engine rebuild, which makes Session::set_waiting_for_peer run the write-stall deadline"]
 fn a_peer_that_never_opens_its_window_is_closed_by_the_write_stall_deadline() {
     let (server, _dir) = stall_server();
     let mut client = H2Client::open(server.connect(), &[(INITIAL_WINDOW_SIZE, 0)]);
@@ -213,7 +212,6 @@ fn a_peer_that_never_opens_its_window_is_closed_by_the_write_stall_deadline() {
 }
 
 #[test]
-#[ignore = "needs the engine rebuild, which calls Service::on_shutdown when the server stops"]
 fn shutdown_sends_goaway_no_error_with_the_last_stream_id() {
     let server = server();
     let mut client = H2Client::open(server.connect(), &[]);
