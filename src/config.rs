@@ -41,6 +41,8 @@ pub struct Config {
     #[serde(default)]
     pub tls: TlsConfig,
     #[serde(default)]
+    pub http2: Http2Config,
+    #[serde(default)]
     pub domains: Vec<DomainSpec>,
 }
 
@@ -102,8 +104,44 @@ pub struct TlsConfig {
     /// address send none): a domain name or `reject`. Default: the first
     /// domain.
     pub no_sni: Option<String>,
-    /// ALPN protocols offered, in preference order. Default: `["http/1.1"]`.
+    /// ALPN protocols offered, in preference order. Default:
+    /// `["h2", "http/1.1"]`.
     pub alpn: Option<Vec<String>>,
+}
+
+/// `[http2]`: HTTP/2 on the `http` service (see docs/http2.md).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Http2Config {
+    /// Serve plaintext connections that open with the HTTP/2 preface.
+    /// Default: true.
+    pub h2c: Option<bool>,
+    /// SETTINGS_MAX_CONCURRENT_STREAMS. Default: 100.
+    pub max_concurrent_streams: Option<u32>,
+    /// SETTINGS_MAX_HEADER_LIST_SIZE, decoded bytes. Default: 16384.
+    pub max_header_list_size: Option<usize>,
+    /// Stream resets a peer may send per 10 seconds. Default: 100.
+    pub max_resets_per_10s: Option<u32>,
+}
+
+impl Http2Config {
+    /// The HTTP/2 limits, with defaults for what the file leaves out.
+    pub fn limits(&self) -> crate::service::http2::Http2Limits {
+        let mut limits = crate::service::http2::Http2Limits::default();
+        if let Some(max) = self.max_concurrent_streams {
+            limits.max_concurrent_streams = max;
+        }
+        if let Some(size) = self.max_header_list_size {
+            limits.max_header_list_size = size;
+            // A block may encode at most this much (literals) plus framing;
+            // keep the encoded bound at least as large.
+            limits.max_header_block = limits.max_header_block.max(size * 2);
+        }
+        if let Some(max) = self.max_resets_per_10s {
+            limits.resets.max = max;
+        }
+        limits
+    }
 }
 
 fn yes() -> bool {
@@ -207,6 +245,18 @@ impl Config {
             ("limits.output_hard_limit", self.limits.output_hard_limit),
             ("limits.max_input", self.limits.max_input),
             ("limits.max_header_bytes", self.limits.max_header_bytes),
+            (
+                "http2.max_concurrent_streams",
+                self.http2.max_concurrent_streams.map(|n| n as usize),
+            ),
+            (
+                "http2.max_header_list_size",
+                self.http2.max_header_list_size,
+            ),
+            (
+                "http2.max_resets_per_10s",
+                self.http2.max_resets_per_10s.map(|n| n as usize),
+            ),
         ] {
             if value == Some(0) {
                 return fail(key, "must be at least 1".into());
@@ -322,6 +372,17 @@ mod tests {
         );
         let echo = parse("service = \"echo\"\n").unwrap();
         assert_eq!(echo.connection_limits().plaintext_after, None);
+    }
+
+    #[test]
+    fn http2_keys_set_limits_and_zero_is_refused() {
+        let config = parse("[http2]\nh2c = false\nmax_concurrent_streams = 7\n").unwrap();
+        assert_eq!(config.http2.h2c, Some(false));
+        assert_eq!(config.http2.limits().max_concurrent_streams, 7);
+        let err = parse("[http2]\nmax_header_list_size = 0\n").unwrap_err();
+        assert!(err.contains("http2.max_header_list_size"), "{err}");
+        let err = parse("[http2]\nh2 = true\n").unwrap_err();
+        assert!(err.contains("h2"), "{err}");
     }
 
     #[test]

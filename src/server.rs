@@ -22,6 +22,7 @@ use backends::BackendKind;
 use crate::engine::{ConnectionLimits, ListenerSetup, Shared, Worker, WorkerSetup};
 use crate::net::accept::AcceptedSocketOptions;
 use crate::net::listener::{self, ListenerOptions};
+use crate::service::http2::Http2Counters;
 use crate::service::ServiceFactory;
 use crate::tls::TlsGate;
 
@@ -46,6 +47,9 @@ pub struct ServerSettings {
     pub limits: ConnectionLimits,
     pub socket_options: AcceptedSocketOptions,
     pub shutdown_grace: Duration,
+    /// The HTTP/2 counters the `http` service's instances share, for the
+    /// shutdown summary (and, later, metrics). `None` for other services.
+    pub http2_counters: Option<Arc<Http2Counters>>,
 }
 
 impl ServerSettings {
@@ -71,6 +75,7 @@ impl ServerSettings {
             limits: ConnectionLimits::default(),
             socket_options: AcceptedSocketOptions::default(),
             shutdown_grace: Duration::from_secs(5),
+            http2_counters: None,
         }
     }
 }

@@ -18,6 +18,9 @@ fuzz_target!(|input: &[u8]| {
             let _ = config.socket_options();
             let _ = config.shutdown_grace();
         }
-        Err(err) => assert!(err.0.starts_with("fuzz.toml"), "error without the file name: {err}"),
+        Err(err) => assert!(
+            err.0.starts_with("fuzz.toml"),
+            "error without the file name: {err}"
+        ),
     }
 });

@@ -19,6 +19,7 @@ use libfuzzer_sys::fuzz_target;
 use portcullis::connection_info::{ConnectionInfo, Transport};
 use portcullis::domains::{ClientAuth, DomainRule, DomainRules, NameTable};
 use portcullis::service::http::{Http, HttpLimits};
+use portcullis::service::http2::Http2Options;
 use portcullis::service::{Requests, Service, Session, SessionId};
 
 fuzz_target!(|input: &[u8]| {
@@ -35,7 +36,13 @@ fuzz_target!(|input: &[u8]| {
         max_header_bytes: 512,
         max_requests_per_connection: Some(64),
     };
-    let mut http = Http::new(Arc::new(rules()), limits);
+    // HTTP/1.1 only: input that opens with the HTTP/2 preface would get
+    // frames back, which `http2_frames` checks instead.
+    let http2 = Http2Options {
+        h2c: false,
+        ..Http2Options::default()
+    };
+    let mut http = Http::with_http2(Arc::new(rules()), limits, http2);
     let id = SessionId(1);
     let mut unconsumed = Vec::new();
     let mut output = Vec::new();

@@ -44,7 +44,10 @@ fuzz_target!(|input: &[u8]| {
         match session.process(&mut plaintext) {
             Ok(progress) => {
                 // Random bytes cannot complete a handshake with us.
-                assert!(!progress.handshake_complete, "handshake completed on fuzz input");
+                assert!(
+                    !progress.handshake_complete,
+                    "handshake completed on fuzz input"
+                );
             }
             Err(err) => {
                 assert!(!err.reason().is_empty());

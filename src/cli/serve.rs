@@ -18,6 +18,7 @@ use crate::domains::DomainRules;
 use crate::net::listener::ListenerOptions;
 use crate::server::{self, ListenerSettings, ServerSettings, StopCause};
 use crate::service::http::{Http, HttpLimits};
+use crate::service::http2::{Http2Counters, Http2Options};
 use crate::service::{chat::Chat, echo::Echo, multicast::Multicast, Service, ServiceFactory};
 use crate::tls::TlsGate;
 
@@ -90,7 +91,19 @@ pub fn settings(args: &ServeArgs) -> Result<ServerSettings, ConfigError> {
             .unwrap_or(HttpLimits::default().max_header_bytes),
         ..HttpLimits::default()
     };
-    let service = service_factory(&service_name, rules, http_limits, args.multicast_size);
+    let http2 = Http2Options {
+        h2c: config.http2.h2c.unwrap_or(true),
+        limits: config.http2.limits(),
+        counters: Arc::new(Http2Counters::new()),
+    };
+    let http2_counters = (service_name == "http").then(|| http2.counters.clone());
+    let service = service_factory(
+        &service_name,
+        rules,
+        http_limits,
+        http2,
+        args.multicast_size,
+    );
 
     Ok(ServerSettings {
         listeners,
@@ -103,6 +116,7 @@ pub fn settings(args: &ServeArgs) -> Result<ServerSettings, ConfigError> {
         limits,
         socket_options: config.socket_options(),
         shutdown_grace: config.shutdown_grace(),
+        http2_counters,
     })
 }
 
@@ -164,6 +178,7 @@ fn service_factory(
     name: &str,
     rules: Arc<DomainRules>,
     http: HttpLimits,
+    http2: Http2Options,
     multicast_size: usize,
 ) -> ServiceFactory {
     match name {
@@ -172,7 +187,11 @@ fn service_factory(
         "multicast" => {
             Arc::new(move || Box::new(Multicast::new(multicast_size)) as Box<dyn Service>)
         }
-        _ => Arc::new(move || Box::new(Http::new(rules.clone(), http.clone())) as Box<dyn Service>),
+        // Every worker's instance shares `http2.counters`.
+        _ => Arc::new(move || {
+            Box::new(Http::with_http2(rules.clone(), http.clone(), http2.clone()))
+                as Box<dyn Service>
+        }),
     }
 }
 
@@ -221,6 +240,7 @@ pub fn run(args: &ServeArgs) -> i32 {
         settings.backend,
         settings.workers,
     );
+    let http2_counters = settings.http2_counters.clone();
     let handle = match server::start(settings) {
         Ok(handle) => handle,
         Err(err) => {
@@ -252,6 +272,9 @@ pub fn run(args: &ServeArgs) -> i32 {
     let stats = handle.shared().clone();
     let result = handle.join();
     log::info!("{}", stats.stats.summary());
+    if let Some(counters) = &http2_counters {
+        log::info!("{}", counters.summary());
+    }
     match result {
         Ok(()) => 0,
         Err(err) => {

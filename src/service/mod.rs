@@ -188,4 +188,5 @@ impl<'a> Session<'a> {
 pub mod chat;
 pub mod echo;
 pub mod http;
+pub mod http2;
 pub mod multicast;

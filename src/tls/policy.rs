@@ -276,7 +276,8 @@ pub struct GateOptions {
     pub unknown_sni: SniFallback,
     /// For a ClientHello without SNI (e.g. a client connecting to an IP).
     pub no_sni: SniFallback,
-    /// ALPN protocols offered, in server preference order.
+    /// ALPN protocols offered, in server preference order. Default: `h2`
+    /// then `http/1.1`, as nginx offers with `http2 on`.
     pub alpn: Vec<String>,
 }
 
@@ -285,7 +286,7 @@ impl Default for GateOptions {
         GateOptions {
             unknown_sni: SniFallback::Reject,
             no_sni: SniFallback::Reject,
-            alpn: vec!["http/1.1".to_string()],
+            alpn: vec!["h2".to_string(), "http/1.1".to_string()],
         }
     }
 }
@@ -517,7 +518,7 @@ impl TlsGate {
     /// Builds the gate from the config file's `[[domains]]` and `[tls]`.
     /// `origin` names the file; domain errors say `FILE: domains[i]: key: ...`.
     /// Unset `unknown_sni` / `no_sni` default to the first domain, unset
-    /// `alpn` to `["http/1.1"]`.
+    /// `alpn` to `["h2", "http/1.1"]`.
     pub fn from_config(
         specs: &[DomainSpec],
         tls: &crate::config::TlsConfig,

@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+pub mod h2;
 pub mod tls;
 
 use std::io::{BufRead, BufReader, Read};
@@ -240,6 +241,12 @@ impl Drop for Server {
             }
         }
     }
+}
+
+/// Sends SIGTERM without waiting, so a test can watch the server shut
+/// down from a client's side.
+pub fn send_sigterm(server: &Server) {
+    send_signal(server.pid() as i32, libc::SIGTERM);
 }
 
 fn send_signal(pid: i32, signal: i32) {

@@ -107,11 +107,13 @@ pub fn run(command: &mut Command, stdin: &[u8], timeout: Duration) -> Output {
     }
 }
 
-/// `curl -sS` with a time limit and no proxy, plus `args`.
+/// `curl -sS --http1.1` with a time limit and no proxy, plus `args`. The
+/// server offers `h2` first, which curl would take over TLS; these helpers
+/// test HTTP/1.1, and `tests/http2.rs` asks for HTTP/2 by name.
 pub fn curl(args: &[&str]) -> Output {
     let mut command = Command::new("curl");
     command
-        .args(["-sS", "--max-time", "10", "--noproxy", "*"])
+        .args(["-sS", "--max-time", "10", "--noproxy", "*", "--http1.1"])
         .args(args);
     run(&mut command, b"", PROCESS_TIMEOUT)
 }

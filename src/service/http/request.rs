@@ -48,7 +48,7 @@ use Rejection::BadRequest;
 /// A `Host` value (or the authority of an absolute-form target) split into
 /// what was sent and the bare name a domain policy is looked up by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct Host<'a> {
+pub(crate) struct Host<'a> {
     /// As sent, port included: `example.com:8443`, `[::1]:8443`.
     pub raw: &'a str,
     /// Without port or brackets: `example.com`, `::1`.
@@ -331,7 +331,7 @@ fn path_without_query(target: &str) -> &str {
 /// Splits `host[:port]` or `[v6]:port` into the bare name, or `None` when it
 /// is not a valid authority. User info (`user@host`) is refused: it has no
 /// place in an HTTP authority and is a favourite of spoofing tricks.
-pub(super) fn parse_authority(text: &str) -> Option<Host<'_>> {
+pub(crate) fn parse_authority(text: &str) -> Option<Host<'_>> {
     let (name, port) = if let Some(bracketed) = text.strip_prefix('[') {
         let (literal, after) = bracketed.split_once(']')?;
         let is_ipv6 = literal.contains(':')

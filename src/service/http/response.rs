@@ -14,7 +14,7 @@ use crate::connection_info::ConnectionInfo;
 
 /// The statuses this server produces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Status {
+pub(crate) enum Status {
     Ok,
     BadRequest,
     Forbidden,
@@ -62,12 +62,15 @@ impl Status {
     }
 }
 
+/// The methods this server serves, as `Allow` lists them with a 405.
+pub(crate) const ALLOWED_METHODS: &str = "GET, HEAD, POST";
+
 /// What to answer, before deciding how the connection continues.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) struct Response {
+pub(crate) struct Response {
     pub status: Status,
     pub body: String,
-    /// Send `Allow: GET, HEAD` (required with 405).
+    /// Send `Allow:` [`ALLOWED_METHODS`] (required with 405).
     pub allow: bool,
 }
 
@@ -117,7 +120,9 @@ pub(super) fn render(response: &Response, persistence: Persistence, head_only: b
         response.body.len()
     );
     if response.allow {
-        head.push_str("Allow: GET, HEAD\r\n");
+        head.push_str("Allow: ");
+        head.push_str(ALLOWED_METHODS);
+        head.push_str("\r\n");
     }
     match persistence {
         Persistence::Implicit => {}
@@ -186,7 +191,7 @@ mod tests {
         let response = Response::error(Status::MethodNotAllowed, None);
         let text = String::from_utf8(render(&response, Persistence::Close, false)).unwrap();
         assert!(text.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"));
-        assert!(text.contains("\r\nAllow: GET, HEAD\r\n"));
+        assert!(text.contains("\r\nAllow: GET, HEAD, POST\r\n"));
         assert!(text.contains("\r\nConnection: close\r\n"));
         let text = String::from_utf8(render(&response, Persistence::KeepAlive, false)).unwrap();
         assert!(text.contains("\r\nConnection: keep-alive\r\n"));
