@@ -221,6 +221,7 @@ pub fn run(args: &ServeArgs) -> i32 {
         settings.backend,
         settings.workers,
     );
+    let tls_counters = settings.gate.as_ref().map(|g| g.counters().clone());
     let handle = match server::start(settings) {
         Ok(handle) => handle,
         Err(err) => {
@@ -252,6 +253,9 @@ pub fn run(args: &ServeArgs) -> i32 {
     let stats = handle.shared().clone();
     let result = handle.join();
     log::info!("{}", stats.stats.summary());
+    if let Some(counters) = tls_counters {
+        log::info!("{}", counters.summary());
+    }
     match result {
         Ok(()) => 0,
         Err(err) => {

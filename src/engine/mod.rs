@@ -593,14 +593,20 @@ impl Worker {
                 let Some(gate) = self.listeners[conn.listener].tls.clone() else {
                     return Err(CloseReason::PlaintextRefused);
                 };
-                let mut session = match gate.new_session() {
+                // The gate reads the ClientHello in the held record, picks
+                // the domain and builds the session from its context, or
+                // refuses (already counted) with an alert to send.
+                let session = match gate.accept(&conn.input) {
                     Ok(session) => session,
-                    Err(err) => {
-                        log::warn!("cannot start TLS for {}: {err}", conn.peer);
+                    Err(refusal) => {
+                        let err = refusal.error();
+                        log::info!("closing {}: TLS {} ({})", conn.peer, err.reason(), err);
+                        conn.input = Vec::new();
+                        // Best effort: a fresh socket takes 7 bytes.
+                        let _ = conn.queue_plaintext(&refusal.alert_record());
                         return Err(CloseReason::TlsHandshakeFailed);
                     }
                 };
-                session.receive(&conn.input);
                 conn.input = Vec::new();
                 conn.tls = Some(Box::new(session));
                 conn.stage = Stage::Handshaking;
