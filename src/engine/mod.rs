@@ -637,10 +637,22 @@ impl Worker {
                 return Err(reason);
             }
         };
+        if tls.wants_write() {
+            // What the engine produced by itself (a handshake flight, TLS 1.3
+            // session tickets) goes out now: waiting for the writable event
+            // costs a reactor round trip behind every other ready
+            // connection's handshake.
+            if let Err(err) = conn.flush() {
+                log::debug!("write to {} failed: {err}", conn.peer);
+                return Err(CloseReason::SocketError);
+            }
+        }
         if progress.just_completed {
             let base =
                 ConnectionInfo::plain(conn.peer, self.listeners[conn.listener].local, self.backend);
-            let info = tls.info(&base);
+            let Some(info) = conn.tls.as_ref().map(|tls| tls.info(&base)) else {
+                return Ok(());
+            };
             log::debug!(
                 "admitted {} over {} for {}",
                 conn.peer,
