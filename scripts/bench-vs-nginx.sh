@@ -133,16 +133,22 @@ for rep in $(seq 1 "$reps"); do
     for server in portcullis nginx; do
       if [[ $server == portcullis ]]; then start_portcullis "$c" "$k"; main=$pid
       else start_nginx "$c" "$k"; main=$server_main; fi
-      line=$("$bin" bench handshakes --addr "$addr" --concurrency 16 --duration "$secs" \
-        --server-pid "$pid" --pin "$bench_cpu" 2>"$work/bench.err" | grep '^RESULT ' || true)
+      report=$("$bin" bench handshakes --addr "$addr" --concurrency 16 --duration "$secs" \
+        --server-pid "$pid" --pin "$bench_cpu" 2>"$work/bench.err" || true)
+      line=$(grep '^RESULT ' <<<"$report" || true)
+      cc_full=$(sed -n 's/^full client CPU: *\([0-9.]*\) .*/\1/p' <<<"$report")
+      cc_res=$(sed -n 's/^resumed client CPU: *\([0-9.]*\) .*/\1/p' <<<"$report")
       stop_pid "$main"
       full=$(field "$line" handshakes_per_s); resumed=$(field "$line" resumed_per_s)
       us_full=$(field "$line" server_cpu_us_per_full); us_res=$(field "$line" server_cpu_us_per_resumed)
-      ccpu=$(field "$line" client_cpu_percent_full)
-      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$rep" "$cert" "$server" "$full" "$us_full" "$resumed" "$us_res" >>"$results"
-      printf 'rep %s %-5s %-10s full %6s/s %7s us/hs   resumed %6s/s %7s us/hs\n' \
-        "$rep" "$cert" "$server" "$full" "$us_full" "$resumed" "$us_res" >&2
-      [[ -n $out ]] && printf 'vs-nginx,%s,%s,%s,%s,%s,%s,%s\n' "$rep" "$cert" "$server" "$full" "$us_full" "$resumed" "$us_res" >>"$out/vs-nginx.csv"
+      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$rep" "$cert" "$server" "$full" "$us_full" \
+        "$resumed" "$us_res" "$cc_full" "$cc_res" >>"$results"
+      printf 'rep %s %-5s %-10s full %6s/s %7s us/hs client %5s%%   resumed %6s/s %7s us/hs client %5s%%\n' \
+        "$rep" "$cert" "$server" "$full" "$us_full" "$cc_full" "$resumed" "$us_res" "$cc_res" >&2
+      if [[ -n $out ]]; then
+        printf 'vs-nginx,%s,%s,%s,%s,%s,%s,%s,%s,%s\n' "$rep" "$cert" "$server" "$full" "$us_full" \
+          "$resumed" "$us_res" "$cc_full" "$cc_res" >>"$out/vs-nginx.csv"
+      fi
     done
   done
 done
@@ -153,11 +159,12 @@ rows = [l.rstrip('\n').split('\t') for l in open(sys.argv[1]) if l.strip()]
 def med(cert, server, col):
     vals = [float(r[col]) for r in rows if r[1] == cert and r[2] == server and r[col]]
     return statistics.median(vals) if vals else float('nan')
-print("| cert | kind | portcullis /s | nginx /s | ratio | portcullis us/hs | nginx us/hs | ratio |")
-print("|---|---|---:|---:|---:|---:|---:|---:|")
+print("| cert | kind | portcullis /s | nginx /s | ratio | portcullis server us/hs | nginx server us/hs | ratio | client CPU % (p / n) |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
 for cert in ("rsa", "ecdsa"):
-    for kind, rate, us in (("full", 3, 4), ("resumed", 5, 6)):
+    for kind, rate, us, cc in (("full", 3, 4, 7), ("resumed", 5, 6, 8)):
         p, n = med(cert, "portcullis", rate), med(cert, "nginx", rate)
         pu, nu = med(cert, "portcullis", us), med(cert, "nginx", us)
-        print(f"| {cert} | {kind} | {p:.0f} | {n:.0f} | {p/n:.2f} | {pu:.0f} | {nu:.0f} | {pu/nu:.2f} |")
+        pc, nc = med(cert, "portcullis", cc), med(cert, "nginx", cc)
+        print(f"| {cert} | {kind} | {p:.0f} | {n:.0f} | {p/n:.2f} | {pu:.0f} | {nu:.0f} | {pu/nu:.2f} | {pc:.0f} / {nc:.0f} |")
 PY
