@@ -4,11 +4,13 @@
 # comes from the server's configuration. Findings about the certificate's
 # trust (the development CA is not in any trust store, the certificate is
 # for localhost) do not count: they are properties of the test certificate,
-# not of the configuration.
+# not of the configuration. HTTP response headers (HSTS, security headers)
+# are the HTTP service's, not the TLS configuration's: they are listed as
+# notes and do not fail the run.
 #
 #   scripts/testssl.sh            # installs testssl.sh if missing
 #
-# Takes about 2 to 4 minutes on loopback. Exit 0: nothing flagged.
+# Takes about 1.5 minutes on loopback (83 s measured on a busy 2-core machine). Exit 0: nothing flagged.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -49,6 +51,7 @@ findings = json.load(open(sys.argv[1]))
 # Properties of the development certificate, not of the configuration.
 certificate = ("cert_", "intermediate_cert", "chain_of_trust", "certificate_transparency",
                "OCSP", "DNS_CAArecord", "cert_caIssuers", "cert_crlDistributionPoints")
+http_headers = ("HSTS", "security_headers", "HPKP", "banner_", "cookie_")
 flagged = []
 for f in findings:
     severity = f.get("severity", "")
@@ -56,6 +59,9 @@ for f in findings:
         continue
     if any(f.get("id", "").startswith(p) or p in f.get("id", "") for p in certificate):
         print(f"ignored (certificate): {f['id']}: {f.get('finding')}")
+        continue
+    if f.get("id", "").startswith(http_headers):
+        print(f"note (HTTP service headers): {f['id']}: {f.get('finding')}")
         continue
     flagged.append(f)
 for f in flagged:
