@@ -13,6 +13,8 @@
 #               every backend x {1, 100 clients}, plaintext
 #   multicast   every backend, 100 receivers
 #   handshakes  full and resumed, RSA and ECDSA certificates
+#   vs nginx    the same handshakes against nginx (when installed), side by
+#               side, interleaved: vs-nginx.md (scripts/bench-vs-nginx.sh)
 #   memory      server RSS per idle connection, plain and TLS
 #   19k         19,000 connections to one server process
 #   100k        100,000 connections to 8 server processes sharing one port
@@ -244,6 +246,17 @@ for rep in $(seq 1 "$reps"); do
     stop "$server_pid"
   done
 done
+
+# Handshakes against nginx, same certificate and load generator, when nginx
+# is installed (Debian: nginx-light).
+if command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]]; then
+  echo "bench.sh: handshakes vs nginx" >&2
+  "$here/scripts/bench-vs-nginx.sh" --reps "$reps" --secs "$handshake_secs" --out "$out" \
+    >"$out/vs-nginx.md" 2>"$out/logs/vs-nginx.err" \
+    || echo "bench.sh: the nginx comparison failed; see $out/logs/vs-nginx.err" >&2
+else
+  echo "bench.sh: nginx not installed: no vs-nginx cell" >&2
+fi
 
 # Memory per idle connection: a fresh server per measurement, since freed
 # memory is not given back to the system and would hide the next growth.

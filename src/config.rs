@@ -11,14 +11,14 @@
 //! See `portcullis.example.toml` for every key, documented.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::engine::ConnectionLimits;
 use crate::net::accept::AcceptedSocketOptions;
-use crate::tls::DomainSpec;
+use crate::tls::{DomainSpec, Profile};
 
 /// The whole file.
 #[derive(Clone, Debug, Deserialize)]
@@ -107,6 +107,16 @@ pub struct TlsConfig {
     /// ALPN protocols offered, in preference order. Default:
     /// `["h2", "http/1.1"]`.
     pub alpn: Option<Vec<String>>,
+    /// `"intermediate"` (default: TLS 1.2 with ECDHE + AEAD, and TLS 1.3) or
+    /// `"modern"` (TLS 1.3 only), for domains that name none.
+    pub profile: Option<Profile>,
+    /// A file with the secret that session-ticket keys are derived from,
+    /// shared by every process serving the port (see docs/tls.md). Must
+    /// not be readable by group or others. Default: random keys per process.
+    pub ticket_key_file: Option<PathBuf>,
+    /// Seconds each ticket key encrypts before the next takes over; the
+    /// previous one still decrypts. Default: 43200 (12 hours).
+    pub ticket_rotation_secs: Option<u64>,
 }
 
 /// `[http2]`: HTTP/2 on the `http` service (see docs/http2.md).
@@ -144,6 +154,10 @@ impl Http2Config {
     }
 }
 
+/// The shortest and longest ticket key rotation periods accepted: a minute,
+/// and a week (TLS 1.3 tickets may not live longer, RFC 8446 §4.6.1).
+pub const TICKET_ROTATION_SECS: std::ops::RangeInclusive<u64> = 60..=604_800;
+
 fn yes() -> bool {
     true
 }
@@ -170,6 +184,11 @@ impl Config {
         let base = path.parent().unwrap_or(Path::new("."));
         for domain in &mut config.domains {
             domain.resolve_paths(base);
+        }
+        if let Some(file) = &mut config.tls.ticket_key_file {
+            if file.is_relative() {
+                *file = base.join(&*file);
+            }
         }
         Ok(config)
     }
@@ -238,6 +257,18 @@ impl Config {
                 if !(secs.is_finite() && secs > 0.0 && secs < 1e9) {
                     return fail(key, format!("{secs} is not a positive number of seconds"));
                 }
+            }
+        }
+        if let Some(secs) = self.tls.ticket_rotation_secs {
+            if !TICKET_ROTATION_SECS.contains(&secs) {
+                return fail(
+                    "tls.ticket_rotation_secs",
+                    format!(
+                        "{secs} is outside {} to {} seconds (a minute to a week)",
+                        TICKET_ROTATION_SECS.start(),
+                        TICKET_ROTATION_SECS.end()
+                    ),
+                );
             }
         }
         for (key, value) in [
@@ -383,6 +414,26 @@ mod tests {
         assert!(err.contains("http2.max_header_list_size"), "{err}");
         let err = parse("[http2]\nh2 = true\n").unwrap_err();
         assert!(err.contains("h2"), "{err}");
+    }
+
+    #[test]
+    fn tls_profile_and_ticket_keys_parse_and_bad_values_name_their_key() {
+        let config = parse(
+            "[tls]\nprofile = \"modern\"\nticket_key_file = \"t.key\"\n\
+             ticket_rotation_secs = 3600\n",
+        )
+        .unwrap();
+        assert_eq!(config.tls.profile, Some(Profile::Modern));
+        assert_eq!(config.tls.ticket_rotation_secs, Some(3600));
+        let err = parse("[tls]\nprofile = \"old\"\n").unwrap_err();
+        assert!(err.contains("profile") && err.contains("old"), "{err}");
+        for secs in [0, 59, 604_801] {
+            let err = parse(&format!("[tls]\nticket_rotation_secs = {secs}\n")).unwrap_err();
+            assert!(
+                err.starts_with("test.toml: tls.ticket_rotation_secs: "),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -53,6 +53,7 @@ impl Target {
                 min_version: version,
                 max_version: version,
                 session_tickets: true,
+                ..ClientConfig::default()
             };
             Some(config.build()?)
         } else {

@@ -241,6 +241,7 @@ pub fn run(args: &ServeArgs) -> i32 {
         settings.workers,
     );
     let http2_counters = settings.http2_counters.clone();
+    let tls_counters = settings.gate.as_ref().map(|g| g.counters().clone());
     let handle = match server::start(settings) {
         Ok(handle) => handle,
         Err(err) => {
@@ -272,6 +273,9 @@ pub fn run(args: &ServeArgs) -> i32 {
     let stats = handle.shared().clone();
     let result = handle.join();
     log::info!("{}", stats.stats.summary());
+    if let Some(counters) = tls_counters {
+        log::info!("{}", counters.summary());
+    }
     if let Some(counters) = &http2_counters {
         log::info!("{}", counters.summary());
     }

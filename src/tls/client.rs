@@ -72,6 +72,12 @@ pub struct ClientConfig {
     pub max_version: Option<TlsVersion>,
     /// Offer session tickets (TLS 1.2 falls back to session ids without).
     pub session_tickets: bool,
+    /// Key-exchange groups to offer (OpenSSL syntax); the client sends a
+    /// key share for the first only, so a server preferring a later one
+    /// answers with a HelloRetryRequest. `None`: OpenSSL's default.
+    pub groups: Option<String>,
+    /// TLS 1.2 cipher list (OpenSSL syntax); `None`: OpenSSL's default.
+    pub ciphers: Option<String>,
 }
 
 impl Default for ClientConfig {
@@ -85,6 +91,8 @@ impl Default for ClientConfig {
             min_version: None,
             max_version: None,
             session_tickets: true,
+            groups: None,
+            ciphers: None,
         }
     }
 }
@@ -108,6 +116,14 @@ impl ClientConfig {
         b.set_session_cache_mode(SslSessionCacheMode::CLIENT | SslSessionCacheMode::NO_INTERNAL);
         if !self.session_tickets {
             b.set_options(SslOptions::NO_TICKET);
+        }
+        if let Some(groups) = &self.groups {
+            b.set_groups_list(groups)
+                .map_err(|err| format!("client TLS: groups: `{groups}`: {err}"))?;
+        }
+        if let Some(ciphers) = &self.ciphers {
+            b.set_cipher_list(ciphers)
+                .map_err(|err| format!("client TLS: ciphers: `{ciphers}`: {err}"))?;
         }
         match &self.ca {
             Some(pem) => {
@@ -244,7 +260,7 @@ impl TlsSession {
             // carries that `ClientTls`'s unique id, checked just above.
             unsafe { ssl.set_session(&saved.session) }.map_err(internal)?;
         }
-        TlsSession::from_ssl(ssl, None, tls.id)
+        TlsSession::client_from_ssl(ssl, tls.id)
     }
 
     /// The session to offer for resumption next time (client side; for TLS

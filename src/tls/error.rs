@@ -35,9 +35,55 @@ pub enum TlsErrorKind {
     Closed,
     /// OpenSSL could not set up the session (out of memory, bad context).
     Internal,
+    /// The first record is a handshake record, but its message is not a
+    /// ClientHello (a ServerHello, say, or a Finished out of the blue).
+    NotClientHello,
+    /// The ClientHello does not fit in its first record. Refused: see
+    /// [`client_hello`](super::client_hello) for why.
+    FragmentedClientHello,
+    /// The ClientHello (or one of its SNI/ALPN extensions) does not parse,
+    /// or repeats an extension other than SNI.
+    MalformedClientHello,
+    /// Two `server_name` extensions, or two host names in one.
+    DuplicateSni,
+    /// A `server_name` extension carrying an empty host name.
+    EmptySni,
+    /// A host name longer than any DNS name (255 bytes).
+    OversizedSni,
+    /// A host name with a NUL byte in it.
+    SniNulByte,
+    /// The ClientHello repeated after a HelloRetryRequest names a different
+    /// server (or adds or drops the name).
+    SniChanged,
 }
 
 impl TlsErrorKind {
+    /// Every kind, in the order counters list them.
+    pub const ALL: [TlsErrorKind; 17] = [
+        TlsErrorKind::NotTls,
+        TlsErrorKind::HandshakeFailed,
+        TlsErrorKind::NoClientCert,
+        TlsErrorKind::BadClientCert,
+        TlsErrorKind::UnknownSni,
+        TlsErrorKind::BadRecord,
+        TlsErrorKind::ProtocolError,
+        TlsErrorKind::Closed,
+        TlsErrorKind::Internal,
+        TlsErrorKind::NotClientHello,
+        TlsErrorKind::FragmentedClientHello,
+        TlsErrorKind::MalformedClientHello,
+        TlsErrorKind::DuplicateSni,
+        TlsErrorKind::EmptySni,
+        TlsErrorKind::OversizedSni,
+        TlsErrorKind::SniNulByte,
+        TlsErrorKind::SniChanged,
+    ];
+
+    /// The position of this kind in [`TlsErrorKind::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// A short label that never changes, for metrics and log fields.
     pub fn reason(self) -> &'static str {
         match self {
@@ -50,6 +96,14 @@ impl TlsErrorKind {
             TlsErrorKind::ProtocolError => "protocol_error",
             TlsErrorKind::Closed => "closed",
             TlsErrorKind::Internal => "internal",
+            TlsErrorKind::NotClientHello => "not_client_hello",
+            TlsErrorKind::FragmentedClientHello => "client_hello_fragmented",
+            TlsErrorKind::MalformedClientHello => "client_hello_malformed",
+            TlsErrorKind::DuplicateSni => "sni_duplicated",
+            TlsErrorKind::EmptySni => "sni_empty",
+            TlsErrorKind::OversizedSni => "sni_too_long",
+            TlsErrorKind::SniNulByte => "sni_nul_byte",
+            TlsErrorKind::SniChanged => "sni_changed",
         }
     }
 }
@@ -158,3 +212,18 @@ impl fmt::Display for TlsError {
 }
 
 impl std::error::Error for TlsError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_is_listed_once_at_its_own_index_with_its_own_label() {
+        let labels: std::collections::HashSet<_> =
+            TlsErrorKind::ALL.iter().map(|k| k.reason()).collect();
+        assert_eq!(labels.len(), TlsErrorKind::ALL.len());
+        for (i, kind) in TlsErrorKind::ALL.into_iter().enumerate() {
+            assert_eq!(kind.index(), i, "{}", kind.reason());
+        }
+    }
+}

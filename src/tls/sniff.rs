@@ -1,9 +1,9 @@
 //! Plaintext or TLS? Decided from the first bytes a client sends.
 //!
 //! Every connection on the shared port starts unclassified. A TLS client
-//! speaks first with a handshake record carrying its ClientHello, whose first
-//! six bytes are tightly constrained; a plaintext protocol (HTTP, the chat
-//! service's lines) almost never produces them. The one idea: **classify as
+//! speaks first with a handshake record carrying its ClientHello, whose
+//! five-byte header is tightly constrained; a plaintext protocol (HTTP, the
+//! chat service's lines) almost never produces it. The one idea: **classify as
 //! soon as one byte rules TLS out, and wait only while every byte seen so far
 //! is still exactly what a ClientHello would start with.** That makes the
 //! answer a pure function of the prefix that never changes its mind as more
@@ -17,25 +17,27 @@
 //! | 1 | record major version | `0x03` |
 //! | 2 | record minor version | `0x00..=0x04` (SSL 3.0 .. TLS 1.3 values) |
 //! | 3–4 | record length | `1..=16384` (RFC 8446 §5.1 limit for plaintext records) |
-//! | 5 | handshake message type | `0x01` (ClientHello) |
 //!
-//! After those six bytes the engine holds the first record until it is whole
-//! ([`first_record_len`]), then hands it to a new TLS session, which judges
-//! the rest and answers garbage with a clean error.
+//! The handshake message type (byte 5) is deliberately not looked at: a
+//! handshake record that does not carry a ClientHello is a TLS client
+//! misbehaving, not plaintext, and deserves a TLS alert. After the header
+//! the engine holds the first record until it is whole
+//! ([`first_record_len`]), then hands it to the gate
+//! ([`TlsGate::accept`](super::TlsGate::accept)), which judges the rest.
 
 /// The verdict on a connection's first bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FirstBytes {
     /// Every byte so far fits a TLS ClientHello; read more before deciding.
     NeedMore,
-    /// The bytes are the start of a TLS handshake record with a ClientHello.
+    /// The bytes are the start of a TLS handshake record.
     Tls,
     /// Some byte rules TLS out: treat the connection as plaintext.
     Plain,
 }
 
 /// How many bytes [`classify`] needs, at most, to decide.
-pub const DECISIVE_PREFIX: usize = 6;
+pub const DECISIVE_PREFIX: usize = 5;
 
 const CONTENT_TYPE_HANDSHAKE: u8 = 0x16;
 const MAJOR_VERSION: u8 = 0x03;
@@ -43,7 +45,6 @@ const MAX_MINOR_VERSION: u8 = 0x04;
 /// The largest TLS plaintext record (2^14 bytes); a ClientHello record is
 /// plaintext, so a larger announced length cannot be TLS.
 const MAX_RECORD_LENGTH: usize = 1 << 14;
-const HANDSHAKE_CLIENT_HELLO: u8 = 0x01;
 
 /// Classifies a connection from the bytes received so far.
 ///
@@ -62,11 +63,10 @@ pub fn classify(prefix: &[u8]) -> FirstBytes {
             2 => byte <= MAX_MINOR_VERSION,
             // The length's high byte alone already excludes most values.
             3 => usize::from(byte) <= MAX_RECORD_LENGTH >> 8,
-            4 => {
+            _ => {
                 let length = usize::from(prefix[3]) << 8 | usize::from(byte);
                 length != 0 && length <= MAX_RECORD_LENGTH
             }
-            _ => byte == HANDSHAKE_CLIENT_HELLO,
         };
         if !fits {
             return FirstBytes::Plain;
@@ -170,18 +170,19 @@ mod tests {
         assert_eq!(with(2, 0x00), FirstBytes::Tls);
         assert_eq!(with(2, 0x04), FirstBytes::Tls);
         assert_eq!(with(3, 0x41), FirstBytes::Plain);
-        assert_eq!(with(5, 0x02), FirstBytes::Plain);
+        // Any handshake message is TLS; the gate refuses non-ClientHellos.
+        assert_eq!(with(5, 0x02), FirstBytes::Tls);
         // Length 0x4000 is the maximum; 0x4001 and 0 are not TLS.
         assert_eq!(
-            assert_prefix_consistent(&[0x16, 0x03, 0x01, 0x40, 0x00, 0x01]),
+            assert_prefix_consistent(&[0x16, 0x03, 0x01, 0x40, 0x00]),
             FirstBytes::Tls
         );
         assert_eq!(
-            assert_prefix_consistent(&[0x16, 0x03, 0x01, 0x40, 0x01, 0x01]),
+            assert_prefix_consistent(&[0x16, 0x03, 0x01, 0x40, 0x01]),
             FirstBytes::Plain
         );
         assert_eq!(
-            assert_prefix_consistent(&[0x16, 0x03, 0x01, 0x00, 0x00, 0x01]),
+            assert_prefix_consistent(&[0x16, 0x03, 0x01, 0x00, 0x00]),
             FirstBytes::Plain
         );
     }

@@ -6,6 +6,8 @@
 //! drop bytes at will.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::connection_info::ConnectionInfo;
 use crate::domains::ClientAuth;
@@ -112,10 +114,16 @@ impl Pair {
         )
     }
 
-    pub fn with_client(gate: &TlsGate, client: TlsSession) -> Pair {
+    /// Runs the client until its ClientHello is out, and admits it through
+    /// the gate, as the event loop does with a connection's first record.
+    pub fn with_client(gate: &TlsGate, mut client: TlsSession) -> Pair {
+        client.process(&mut Vec::new()).expect("client hello");
+        let hello = client.outgoing().to_vec();
+        client.consume_outgoing(hello.len());
+        let server = gate.accept(&hello).expect("the gate admits the hello");
         Pair {
             client,
-            server: gate.new_session().expect("server session"),
+            server,
             client_plain: Vec::new(),
             server_plain: Vec::new(),
             client_progress: Progress::default(),
@@ -181,4 +189,28 @@ pub fn connected(gate: &TlsGate, tls: &ClientTls, sni: Option<&str>) -> Pair {
     s.expect("server handshake");
     assert!(pair.client_progress.handshake_complete && pair.server_progress.handshake_complete);
     pair
+}
+
+/// A directory under the system temp dir, removed on drop.
+pub struct TempDir {
+    pub path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "portcullis-unit-{tag}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&path).expect("temp dir");
+        TempDir { path }
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
 }

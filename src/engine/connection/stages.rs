@@ -99,15 +99,23 @@ impl Connection {
                     self.close_now(CloseReason::PlaintextRefused);
                     return;
                 };
-                let mut session = match gate.new_session() {
+                // The gate reads the ClientHello in the held record, picks
+                // the domain and builds the session from that domain's own
+                // context, or refuses (already counted) with an alert.
+                let session = match gate.accept(&self.input) {
                     Ok(session) => session,
-                    Err(err) => {
-                        log::warn!("cannot start TLS for {}: {err}", self.peer);
+                    Err(refusal) => {
+                        let err = refusal.error();
+                        log::info!("closing {}: TLS {} ({})", self.peer, err.reason(), err);
+                        self.input = Vec::new();
+                        // The alert waits in `transmit()` for the driver's
+                        // last try before the close.
+                        self.output
+                            .extend(&refusal.alert_record(), &mut cx.work.pool);
                         self.close_now(CloseReason::TlsHandshakeFailed);
                         return;
                     }
                 };
-                session.receive(&self.input);
                 self.input = Vec::new();
                 self.tls = Some(Box::new(Tls {
                     session,

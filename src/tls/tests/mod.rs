@@ -1,0 +1,11 @@
+//! In-memory tests of the gate and the engine, client and server wired back
+//! to back (see `test_support`), grouped by what they prove.
+
+mod engine;
+mod hostile;
+mod memory;
+mod policies;
+mod profiles;
+mod reload;
+mod specs;
+mod tickets;
