@@ -219,8 +219,11 @@ fn several_workers_serve_one_port() {
         client.write_all(&pattern(i as u64, 64)).unwrap();
         assert_eq!(read_exact(client, 64), pattern(i as u64, 64));
     }
-    let (code, _) = server.stop();
+    drop(clients);
+    let (code, log) = server.stop();
     assert_eq!(code, Some(0));
+    let serving = common::workers_that_served(&log);
+    assert!(serving >= 2, "only {serving} worker(s) served; log:\n{log}");
 }
 
 #[test]

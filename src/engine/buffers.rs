@@ -19,7 +19,7 @@ use crate::service::Requests;
 /// Buffers kept for reuse, at most.
 const POOLED_BUFFERS: usize = 64;
 /// A buffer larger than this goes back to the allocator instead.
-const MAX_POOLED_CAPACITY: usize = 64 * 1024;
+pub const MAX_POOLED_CAPACITY: usize = 64 * 1024;
 
 /// A stack of empty buffers ready for reuse.
 #[derive(Debug, Default)]

@@ -81,6 +81,8 @@ pub struct Env {
     /// When every connection must be gone; set by the shutdown.
     pub shutdown_by: Option<Instant>,
     next_session: u64,
+    /// Connections this worker admitted, for its exit line.
+    served: u64,
 }
 
 impl Env {
@@ -99,6 +101,7 @@ impl Env {
             backend,
             shutdown_by: None,
             next_session: 0,
+            served: 0,
         }
     }
 
@@ -128,7 +131,7 @@ impl Env {
     /// shutting down and the connection limit has room. On `Ok` the
     /// connection is counted as open; call [`release`](Self::release) when
     /// it closes.
-    pub fn admit(&self, peer: SocketAddr) -> Result<(), CloseReason> {
+    pub fn admit(&mut self, peer: SocketAddr) -> Result<(), CloseReason> {
         let shared = &self.shared;
         let previous = shared.open_connections.fetch_add(1, Ordering::AcqRel);
         if previous >= shared.max_connections || self.shutdown_by.is_some() {
@@ -139,7 +142,14 @@ impl Env {
             );
             return Err(CloseReason::MaxConnections);
         }
+        self.served += 1;
         Ok(())
+    }
+
+    /// The worker is done: one line saying how much it served, so that an
+    /// operator (and a test) can see the kernel spread connections.
+    pub fn log_exit(&self) {
+        log::info!("worker {}: served {} connections", self.id, self.served);
     }
 
     /// A connection counted by [`admit`](Self::admit) has closed.

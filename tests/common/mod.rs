@@ -17,9 +17,16 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 
+/// The binary [`Server`] starts: this build, or the one named by
+/// `PORTCULLIS_TEST_SERVER`, so a regression test can be run against an
+/// older build to watch it fail.
+pub fn server_binary() -> String {
+    std::env::var("PORTCULLIS_TEST_SERVER").unwrap_or_else(|_| BIN.to_string())
+}
+
 /// The backends compiled into the binary under test.
 pub fn backends() -> Vec<String> {
-    let out = Command::new(BIN)
+    let out = Command::new(server_binary())
         .arg("backends")
         .output()
         .expect("run portcullis backends");
@@ -84,7 +91,7 @@ impl Server {
 
     fn start_command(args: &[&str], env: &[(&str, &str)], fd_limit: Option<u64>) -> Server {
         let listeners = args.iter().filter(|a| **a == "--listen").count().max(1);
-        let mut command = Command::new(BIN);
+        let mut command = Command::new(server_binary());
         if let Some(fds) = fd_limit {
             use std::os::unix::process::CommandExt;
             // SAFETY: the closure runs in the child between fork and exec and
@@ -265,6 +272,16 @@ fn wait_with_timeout(child: &mut Child, timeout: Duration) -> Option<i32> {
         std::thread::sleep(Duration::from_millis(20));
     }
     None
+}
+
+/// How many workers say, in their exit line (`worker N: served M
+/// connections`), that they served at least one connection.
+pub fn workers_that_served(log: &str) -> usize {
+    log.lines()
+        .filter_map(|line| line.split("served ").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .filter(|count| count.parse::<u64>().is_ok_and(|n| n > 0))
+        .count()
 }
 
 /// Deterministic pseudo-random bytes (xorshift), so failures reproduce.

@@ -139,6 +139,10 @@ impl Connection {
             }
             None => self.output.append(&mut work.service_output, &mut work.pool),
         }
+        // One large answer must not leave a large scratch buffer behind.
+        if work.service_output.capacity() > crate::engine::buffers::MAX_POOLED_CAPACITY {
+            work.service_output = work.pool.take();
+        }
         if was_idle {
             self.clock.output_since = cx.now;
         }

@@ -121,6 +121,7 @@ impl Worker {
                 self.begin_shutdown();
             }
             if self.env.shutdown_by.is_some() && self.slots.is_empty() {
+                self.env.log_exit();
                 return Ok(());
             }
             let timeout = self
