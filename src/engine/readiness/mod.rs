@@ -207,7 +207,10 @@ impl Worker {
                 }
                 Next::Close(reason) => {
                     // One try for the last bytes (a TLS alert); no waiting.
-                    let _ = (&slot.socket).write(slot.conn.transmit());
+                    let last = slot.conn.transmit();
+                    if !last.is_empty() {
+                        let _ = (&slot.socket).write(last);
+                    }
                     self.close(key, reason);
                     return;
                 }
