@@ -7,16 +7,34 @@
 # The one idea: these files are throwaway test fixtures, never secrets. The
 # script is idempotent: it creates only what is missing, and re-issues a
 # certificate only when the CA that signs it was (re)created in this run.
+# With --force it deletes the existing files first and makes all of them
+# anew.
 #
-# Usage: scripts/gen-certs.sh [output-dir]   (default: certs/ next to scripts/)
+# The server embeds certs/ in its binary (the built-in development
+# defaults), so after regenerating, rebuild (`cargo build --release`) for
+# the defaults to use the new files.
+#
+# Usage: scripts/gen-certs.sh [--force] [output-dir]
+#        (default output: certs/ next to scripts/)
 # Needs only the `openssl` command-line tool.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+force=0
+case "${1:-}" in
+    --force) force=1; shift ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+esac
 out="${1:-$here/../certs}"
 mkdir -p "$out"
 cd "$out"
 out="$(pwd)"
+if ((force)); then
+    rm -f ca.pem ca.key other-ca.pem other-ca.key server.pem server.key \
+        server-ecdsa.pem server-ecdsa.key client.pem client.key \
+        other-client.pem other-client.key
+    echo "removed the old development certificates in $out"
+fi
 
 days=3650
 sans="DNS:localhost,DNS:mtls.localhost,DNS:*.localhost,IP:127.0.0.1,IP:::1"
