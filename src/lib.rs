@@ -6,7 +6,8 @@
 //! mechanism), [`timers`] (deadlines), [`net`] (listeners and accepting),
 //! [`engine`] (one worker's event loop and its connections), [`tls`] (the gate
 //! that decides plain, TLS or mTLS), and [`service`] (echo, chat, HTTP,
-//! multicast). [`server`] starts workers; [`cli`] is the command line.
+//! multicast); [`udp`] serves datagrams on the same reactors. [`server`] starts
+//! workers; [`cli`] is the command line.
 
 pub use backends;
 
@@ -21,3 +22,4 @@ pub mod server;
 pub mod service;
 pub mod timers;
 pub mod tls;
+pub mod udp;

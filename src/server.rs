@@ -25,6 +25,7 @@ use crate::net::listener::{self, ListenerOptions};
 use crate::service::http2::Http2Counters;
 use crate::service::ServiceFactory;
 use crate::tls::TlsGate;
+use crate::udp::{DatagramSetup, UdpSettings};
 
 /// One listening address and what it admits.
 #[derive(Clone, Debug)]
@@ -50,6 +51,8 @@ pub struct ServerSettings {
     /// The HTTP/2 counters the `http` service's instances share, for the
     /// shutdown summary (and, later, metrics). `None` for other services.
     pub http2_counters: Option<Arc<Http2Counters>>,
+    /// UDP sockets and their datagram service, if any (see `udp`).
+    pub udp: Option<UdpSettings>,
 }
 
 impl ServerSettings {
@@ -76,6 +79,7 @@ impl ServerSettings {
             socket_options: AcceptedSocketOptions::default(),
             shutdown_grace: Duration::from_secs(5),
             http2_counters: None,
+            udp: None,
         }
     }
 }
@@ -83,6 +87,7 @@ impl ServerSettings {
 /// A running server: its real addresses, and how to stop it.
 pub struct ServerHandle {
     addresses: Vec<SocketAddr>,
+    udp_addresses: Vec<SocketAddr>,
     shared: Arc<Shared>,
     wakers: Vec<backends::Waker>,
     threads: Vec<JoinHandle<io::Result<()>>>,
@@ -93,6 +98,11 @@ impl ServerHandle {
     /// the order the listeners were given.
     pub fn addresses(&self) -> &[SocketAddr] {
         &self.addresses
+    }
+
+    /// The bound UDP addresses, with real ports, in the order given.
+    pub fn udp_addresses(&self) -> &[SocketAddr] {
+        &self.udp_addresses
     }
 
     pub fn shared(&self) -> &Arc<Shared> {
@@ -134,10 +144,10 @@ impl ServerHandle {
 
 /// Binds every listener for every worker and starts the worker threads.
 pub fn start(settings: ServerSettings) -> io::Result<ServerHandle> {
-    if settings.listeners.is_empty() {
+    if settings.listeners.is_empty() && settings.udp.is_none() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            "no listener configured",
+            "no listener configured: give a TCP or a UDP address",
         ));
     }
     let workers = settings.workers.max(1);
@@ -146,6 +156,21 @@ pub fn start(settings: ServerSettings) -> io::Result<ServerHandle> {
         .iter()
         .map(|l| l.local_addr())
         .collect::<io::Result<Vec<_>>>()?;
+    let mut udp_per_worker = match &settings.udp {
+        Some(udp) => {
+            let serving = if udp.first_worker_only { 1 } else { workers };
+            crate::udp::socket::bind_for_workers(&udp.sockets, serving)?
+        }
+        None => Vec::new(),
+    };
+    let udp_addresses = match udp_per_worker.first() {
+        Some(sockets) => sockets
+            .iter()
+            .map(|s| s.local_addr())
+            .collect::<io::Result<Vec<_>>>()?,
+        None => Vec::new(),
+    };
+    let mut udp_per_worker = udp_per_worker.drain(..);
 
     let shared = Arc::new(Shared::new(settings.max_connections));
     let mut selectors = Vec::with_capacity(workers);
@@ -177,6 +202,15 @@ pub fn start(settings: ServerSettings) -> io::Result<ServerHandle> {
         let socket_options = settings.socket_options;
         let shutdown_grace = settings.shutdown_grace;
         let shared = shared.clone();
+        let datagrams = match (&settings.udp, udp_per_worker.next()) {
+            (Some(udp), Some(sockets)) => Some(DatagramSetup {
+                sockets,
+                service: udp.service.clone(),
+                options: udp.options,
+                counters: udp.counters.clone(),
+            }),
+            _ => None,
+        };
         let thread = std::thread::Builder::new()
             .name(format!("portcullis-worker-{id}"))
             .spawn(move || {
@@ -188,6 +222,7 @@ pub fn start(settings: ServerSettings) -> io::Result<ServerHandle> {
                     socket_options,
                     shutdown_grace,
                     shared,
+                    datagrams,
                 };
                 Worker::new(selector, setup)?.run()
             })?;
@@ -195,6 +230,7 @@ pub fn start(settings: ServerSettings) -> io::Result<ServerHandle> {
     }
     Ok(ServerHandle {
         addresses,
+        udp_addresses,
         shared,
         wakers,
         threads,

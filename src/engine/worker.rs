@@ -64,6 +64,8 @@ pub struct WorkerSetup {
     /// How long shutdown waits for queued output to drain.
     pub shutdown_grace: Duration,
     pub shared: Arc<Shared>,
+    /// UDP sockets and their service, if this worker serves any.
+    pub datagrams: Option<crate::udp::DatagramSetup>,
 }
 
 /// A worker's state apart from its sockets. Drivers keep one and lend it to

@@ -8,6 +8,8 @@
 //!   for each event:  listener   → accept a batch        (accepting.rs)
 //!                    connection → write, then read until EAGAIN, feeding
 //!                                 each result to the connection (socket_io.rs)
+//!                    UDP socket → its endpoint receives, serves and sends
+//!                                 batches of datagrams (datagrams.rs)
 //!   deliver broadcasts posted by other workers; resume paused senders
 //!   fire the timers that are due
 //! ```
@@ -24,6 +26,7 @@
 //! [`Connection::next`]: crate::engine::connection::Connection::next
 
 mod accepting;
+mod datagrams;
 mod slots;
 mod socket_io;
 
@@ -67,6 +70,8 @@ pub struct Worker {
     /// Keys of a broadcast's receivers, reused from message to message.
     receivers: Vec<usize>,
     last_exhaustion_log: Option<Instant>,
+    /// UDP sockets, if this worker serves any.
+    datagrams: datagrams::Datagrams,
     now: Instant,
     env: Env,
 }
@@ -74,6 +79,7 @@ pub struct Worker {
 impl Worker {
     pub fn new(selector: Box<dyn Selector>, mut setup: WorkerSetup) -> io::Result<Worker> {
         let backend = selector.kind().name();
+        let datagrams = datagrams::Datagrams::open(setup.datagrams.take())?;
         let mut listeners = Vec::new();
         let mut policies = Vec::new();
         for spec in std::mem::take(&mut setup.listeners) {
@@ -98,6 +104,7 @@ impl Worker {
             paused: Vec::new(),
             receivers: Vec::new(),
             last_exhaustion_log: None,
+            datagrams,
             now: Instant::now(),
             env: Env::new(setup, policies, backend),
         };
@@ -110,6 +117,7 @@ impl Worker {
                 )?;
             }
         }
+        worker.register_datagrams()?;
         Ok(worker)
     }
 
@@ -145,6 +153,7 @@ impl Worker {
     fn dispatch(&mut self, event: Event) {
         match target(event.token) {
             Target::Listener(index) => self.accept_batch(index),
+            Target::Datagram(index) => self.datagram_event(index, event),
             Target::Connection { key, generation } => {
                 let Some(slot) = self.slots.get_mut(key) else {
                     return; // closed earlier in this batch
@@ -265,6 +274,7 @@ impl Worker {
                     self.live_timers -= 1;
                     self.accept_batch(listener);
                 }
+                TimerKey::Datagram { socket } => self.datagram_timer(socket, at),
                 TimerKey::Connection { key, generation } => {
                     let Some(slot) = self.slots.get_mut(key) else {
                         continue;
@@ -282,12 +292,13 @@ impl Worker {
             }
         }
         if self.timers.needs_compaction(self.live_timers) {
-            let slots = &self.slots;
+            let (slots, datagrams) = (&self.slots, &self.datagrams);
             self.timers.retain(|at, timer| match *timer {
                 TimerKey::Connection { key, generation } => slots
                     .get(key)
                     .is_some_and(|s| s.generation == generation && s.scheduled == Some(at)),
                 TimerKey::ResumeAccepting { .. } => true,
+                TimerKey::Datagram { socket } => datagrams.timer_is_live(socket, at),
             });
         }
     }
@@ -302,6 +313,7 @@ impl Worker {
                 let _ = self.selector.deregister(socket.as_raw_fd());
             }
         }
+        self.close_datagrams();
         let keys: Vec<usize> = self.slots.iter().map(|(key, _)| key).collect();
         for key in keys {
             if let Some(slot) = self.slots.get_mut(key) {

@@ -21,6 +21,9 @@ compile_error!("tokens pack a slab key and a generation into 64 bits");
 
 /// Tokens at or above this value name listeners; below it, connections.
 pub const LISTENER_TOKEN_BASE: usize = 1 << 62;
+/// Tokens at or above this value name UDP sockets (a range of their own
+/// above the listeners').
+pub const DATAGRAM_TOKEN_BASE: usize = 3 << 61;
 /// Connection tokens carry the slab key in the low 32 bits and the slot's
 /// generation in the next 29.
 pub const GENERATION_MASK: u32 = (1 << 29) - 1;
@@ -40,8 +43,17 @@ pub struct Slot {
 /// What a timer entry is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum TimerKey {
-    Connection { key: usize, generation: u32 },
-    ResumeAccepting { listener: usize },
+    Connection {
+        key: usize,
+        generation: u32,
+    },
+    ResumeAccepting {
+        listener: usize,
+    },
+    /// A UDP socket's service wants to send (pacing).
+    Datagram {
+        socket: usize,
+    },
 }
 
 /// What a token names.
@@ -49,10 +61,15 @@ pub enum TimerKey {
 pub enum Target {
     Listener(usize),
     Connection { key: usize, generation: u32 },
+    Datagram(usize),
 }
 
 pub fn listener_token(index: usize) -> Token {
     Token(LISTENER_TOKEN_BASE + index)
+}
+
+pub fn datagram_token(index: usize) -> Token {
+    Token(DATAGRAM_TOKEN_BASE + index)
 }
 
 pub fn connection_token(key: usize, generation: u32) -> Token {
@@ -62,7 +79,9 @@ pub fn connection_token(key: usize, generation: u32) -> Token {
 
 pub fn target(token: Token) -> Target {
     let Token(raw) = token;
-    if raw >= LISTENER_TOKEN_BASE {
+    if raw >= DATAGRAM_TOKEN_BASE {
+        Target::Datagram(raw - DATAGRAM_TOKEN_BASE)
+    } else if raw >= LISTENER_TOKEN_BASE {
         Target::Listener(raw - LISTENER_TOKEN_BASE)
     } else {
         Target::Connection {
@@ -98,5 +117,7 @@ mod tests {
             }
         );
         assert_eq!(target(listener_token(3)), Target::Listener(3));
+        assert_eq!(target(datagram_token(3)), Target::Datagram(3));
+        assert!(listener_token(1 << 20).0 < DATAGRAM_TOKEN_BASE);
     }
 }
