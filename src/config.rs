@@ -19,12 +19,13 @@ use serde::Deserialize;
 use crate::engine::ConnectionLimits;
 use crate::net::accept::AcceptedSocketOptions;
 use crate::tls::{DomainSpec, Profile};
+use crate::udp::config::{MulticastConfig, UdpConfig, UdpListenerConfig};
 
 /// The whole file.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// `echo`, `chat`, `http` or `multicast`.
+    /// `echo`, `chat`, `http`, `multicast`, `udp-echo` or `udp-multicast`.
     pub service: Option<String>,
     /// A backend name; default: the best compiled in.
     pub backend: Option<String>,
@@ -44,6 +45,12 @@ pub struct Config {
     pub http2: Http2Config,
     #[serde(default)]
     pub domains: Vec<DomainSpec>,
+    #[serde(default)]
+    pub udp_listeners: Vec<UdpListenerConfig>,
+    #[serde(default)]
+    pub udp: UdpConfig,
+    #[serde(default)]
+    pub multicast: MulticastConfig,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -293,7 +300,7 @@ impl Config {
                 return fail(key, "must be at least 1".into());
             }
         }
-        Ok(())
+        crate::udp::config::validate(origin, &self.udp, &self.multicast)
     }
 
     /// Connection limits, with defaults for what the file leaves out.
@@ -343,8 +350,16 @@ impl Config {
     }
 }
 
-/// The services `--service` and `service =` accept.
-pub const SERVICES: [&str; 4] = ["http", "echo", "chat", "multicast"];
+/// The services `--service` and `service =` accept. The `udp-` ones serve
+/// datagrams only unless TCP listeners are given too (see docs/udp.md).
+pub const SERVICES: [&str; 6] = [
+    "http",
+    "echo",
+    "chat",
+    "multicast",
+    "udp-echo",
+    "udp-multicast",
+];
 
 /// Where `portcullis serve` listens when nothing says otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";

@@ -5,6 +5,7 @@
 //! reads**, so it cannot drift from what the flags do.
 
 pub mod serve;
+pub mod udp;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -53,7 +54,9 @@ pub struct ServeArgs {
     #[arg(long, value_name = "NAME")]
     pub backend: Option<String>,
 
-    /// Protocol to serve: http, echo, chat or multicast. Default: http.
+    /// Protocol to serve: http, echo, chat, multicast, udp-echo or
+    /// udp-multicast. The udp- services serve datagrams only, unless
+    /// --listen is given too. Default: http.
     #[arg(long, value_name = "NAME")]
     pub service: Option<String>,
 
@@ -80,7 +83,37 @@ pub struct ServeArgs {
     #[arg(long)]
     pub tls_only: bool,
 
-    /// Message size for the multicast service, in bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = 32)]
-    pub multicast_size: usize,
+    /// UDP address to serve datagrams on (udp-echo, or echo beside TCP);
+    /// repeat for several. Port 0 picks a free port, printed in the `udp
+    /// listening on` line. Default for udp-echo: 127.0.0.1:8443; for
+    /// udp-multicast, the socket the stream leaves from: the interface's
+    /// address, port 0.
+    #[arg(long = "udp", value_name = "ADDR")]
+    pub udp: Vec<SocketAddr>,
+
+    /// udp-multicast: the group the stream goes to. Default: 239.255.0.1:3333.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub group: Option<SocketAddr>,
+
+    /// udp-multicast: the interface to send on: an IPv4 address for an IPv4
+    /// group, an interface name or index for an IPv6 group. Default:
+    /// 127.0.0.1 (IPv4), the kernel's choice (IPv6).
+    #[arg(long = "multicast-if", value_name = "IP")]
+    pub multicast_if: Option<String>,
+
+    /// udp-multicast: TTL (IPv6: hop limit) of the stream. Default: 1, the
+    /// local network only.
+    #[arg(long = "multicast-ttl", value_name = "N")]
+    pub multicast_ttl: Option<u32>,
+
+    /// udp-multicast: datagrams per second; 0 sends as fast as the socket
+    /// takes them. Default: 0.
+    #[arg(long, value_name = "MSGS_PER_S")]
+    pub rate: Option<f64>,
+
+    /// Message size of the multicast services, in bytes: per message of the
+    /// TCP multicast stream, per datagram of udp-multicast (8 to 65507:
+    /// each carries an 8-byte sequence number). Default: 32.
+    #[arg(long, value_name = "BYTES")]
+    pub multicast_size: Option<usize>,
 }

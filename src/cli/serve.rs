@@ -60,13 +60,17 @@ pub fn settings(args: &ServeArgs) -> Result<ServerSettings, ConfigError> {
         return Err(ConfigError("--max-conns: must be at least 1".into()));
     }
 
-    let gate = if args.no_tls {
+    let origin = args
+        .config
+        .as_ref()
+        .map_or_else(|| "config".to_string(), |p| p.display().to_string());
+    // `udp-echo` is echo over UDP only (TCP when asked for); see cli::udp.
+    let (tcp_service, udp_only) = super::udp::tcp_side(&service_name);
+    let udp = super::udp::settings(args, &config, &service_name, &origin)?;
+    let tcp_wanted = !(udp_only && args.listen.is_empty() && config.listeners.is_empty());
+    let gate = if args.no_tls || !tcp_wanted {
         None
     } else if !config.domains.is_empty() {
-        let origin = args
-            .config
-            .as_ref()
-            .map_or_else(|| "config".to_string(), |p| p.display().to_string());
         Some(Arc::new(
             TlsGate::from_config(&config.domains, &config.tls, &origin).map_err(ConfigError)?,
         ))
@@ -76,12 +80,16 @@ pub fn settings(args: &ServeArgs) -> Result<ServerSettings, ConfigError> {
         None
     };
 
-    let speaks_first = service_name == "chat" || service_name == "multicast";
+    let speaks_first = tcp_service == "chat" || tcp_service == "multicast";
     let mut limits = config.connection_limits();
     if speaks_first && limits.plaintext_after.is_none() {
         limits.plaintext_after = Some(crate::config::DEFAULT_PLAINTEXT_AFTER);
     }
-    let listeners = listener_settings(args, &config, gate.is_some(), workers, speaks_first)?;
+    let listeners = if tcp_wanted {
+        listener_settings(args, &config, gate.is_some(), workers, speaks_first)?
+    } else {
+        Vec::new()
+    };
 
     let rules = Arc::new(gate.as_ref().map(|g| g.domain_rules()).unwrap_or_default());
     let http_limits = HttpLimits {
@@ -96,14 +104,9 @@ pub fn settings(args: &ServeArgs) -> Result<ServerSettings, ConfigError> {
         limits: config.http2.limits(),
         counters: Arc::new(Http2Counters::new()),
     };
-    let http2_counters = (service_name == "http").then(|| http2.counters.clone());
-    let service = service_factory(
-        &service_name,
-        rules,
-        http_limits,
-        http2,
-        args.multicast_size,
-    );
+    let http2_counters = (tcp_service == "http").then(|| http2.counters.clone());
+    let multicast_size = args.multicast_size.or(config.multicast.size).unwrap_or(32);
+    let service = service_factory(tcp_service, rules, http_limits, http2, multicast_size);
 
     Ok(ServerSettings {
         listeners,
@@ -117,6 +120,7 @@ pub fn settings(args: &ServeArgs) -> Result<ServerSettings, ConfigError> {
         socket_options: config.socket_options(),
         shutdown_grace: config.shutdown_grace(),
         http2_counters,
+        udp,
     })
 }
 
@@ -242,6 +246,10 @@ pub fn run(args: &ServeArgs) -> i32 {
     );
     let http2_counters = settings.http2_counters.clone();
     let tls_counters = settings.gate.as_ref().map(|g| g.counters().clone());
+    let udp = settings
+        .udp
+        .as_ref()
+        .map(|u| (u.description.clone(), u.counters.clone()));
     let handle = match server::start(settings) {
         Ok(handle) => handle,
         Err(err) => {
@@ -257,6 +265,14 @@ pub fn run(args: &ServeArgs) -> i32 {
                 "portcullis: listening on {addr} ({transports}; service {service}; backend {backend}; {workers} worker{})",
                 if workers == 1 { "" } else { "s" }
             );
+        }
+        if let Some((description, _)) = &udp {
+            for addr in handle.udp_addresses() {
+                let _ = writeln!(
+                    out,
+                    "portcullis: udp listening on {addr} ({description}; backend {backend})"
+                );
+            }
         }
         let _ = out.flush();
     }
@@ -277,6 +293,9 @@ pub fn run(args: &ServeArgs) -> i32 {
         log::info!("{}", counters.summary());
     }
     if let Some(counters) = &http2_counters {
+        log::info!("{}", counters.summary());
+    }
+    if let Some((_, counters)) = &udp {
         log::info!("{}", counters.summary());
     }
     match result {
