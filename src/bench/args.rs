@@ -30,6 +30,12 @@ pub enum Scenario {
     Connections(ConnectionsArgs),
     /// TLS handshakes per second, full and resumed.
     Handshakes(HandshakesArgs),
+    /// UDP round trips: clients send datagrams, verify every reply, count
+    /// losses (against `serve --service udp-echo`).
+    UdpEcho(super::udp_args::UdpEchoArgs),
+    /// UDP multicast: receivers join the group a `udp-multicast` server
+    /// streams to and count what arrives, what is lost, what is late.
+    UdpMulticast(super::udp_args::UdpMulticastArgs),
 }
 
 /// Where the server is and how to talk to it.

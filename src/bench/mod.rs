@@ -9,6 +9,8 @@
 //! | `multicast`   | how fast a server pushes a stream to many receivers     |
 //! | `connections` | holding N connections; server memory per connection     |
 //! | `handshakes`  | full and resumed TLS handshakes per second              |
+//! | `udp-echo`    | datagram round trips: msgs/s, MiB/s, loss               |
+//! | `udp-multicast` | a group stream: received, lost, out of order          |
 //!
 //! Read in this order: [`client`] (one connection's state machine), then
 //! [`runner`] (threads, the start line, what is measured), then a scenario
@@ -33,6 +35,9 @@ pub mod pattern;
 pub mod report;
 pub mod runner;
 pub mod target;
+pub mod udp_args;
+pub mod udp_echo;
+pub mod udp_multicast;
 
 pub use args::BenchArgs;
 
@@ -46,6 +51,8 @@ pub fn run(args: &BenchArgs) -> i32 {
         Scenario::Multicast(a) => multicast::run(a),
         Scenario::Connections(a) => connections::run(a),
         Scenario::Handshakes(a) => handshakes::run(a),
+        Scenario::UdpEcho(a) => udp_echo::run(a),
+        Scenario::UdpMulticast(a) => udp_multicast::run(a),
     }
 }
 
