@@ -8,6 +8,7 @@
 
 pub mod h2;
 pub mod tls;
+pub mod udp;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpStream};
@@ -42,14 +43,25 @@ pub fn backends() -> Vec<String> {
 pub struct Server {
     pub child: Child,
     pub addrs: Vec<SocketAddr>,
+    /// UDP sockets, from the `udp listening on` lines.
+    pub udp_addrs: Vec<SocketAddr>,
     stderr: mpsc::Receiver<String>,
 }
 
 impl Server {
     /// Starts `portcullis serve ARGS` (add `--listen 127.0.0.1:0` yourself)
-    /// and waits for every `listening on` line.
+    /// and waits for every `listening on` line: one per `--listen` (or one
+    /// when there is none, except for the `udp-` services, which listen on
+    /// TCP only when asked), and one `udp listening on` per `--udp` (or one
+    /// for a `udp-` service given none).
     pub fn start(args: &[&str]) -> Server {
         Self::start_with_env(args, &[])
+    }
+
+    /// Starts `portcullis serve ARGS` and waits for exactly `tcp` TCP and
+    /// `udp` UDP `listening on` lines (for config files that list them).
+    pub fn start_expecting(args: &[&str], tcp: usize, udp: usize) -> Server {
+        Self::start_command(args, &[], None, Some((tcp, udp)))
     }
 
     /// Starts `SERVICE` on 127.0.0.1 port 0 with `BACKEND`, plus `extra`
@@ -81,16 +93,21 @@ impl Server {
     }
 
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
-        Self::start_command(args, env, None)
+        Self::start_command(args, env, None, None)
     }
 
     /// Starts the server with its open-file limit lowered to `fds`.
     pub fn start_with_fd_limit(args: &[&str], fds: u64) -> Server {
-        Self::start_command(args, &[], Some(fds))
+        Self::start_command(args, &[], Some(fds), None)
     }
 
-    fn start_command(args: &[&str], env: &[(&str, &str)], fd_limit: Option<u64>) -> Server {
-        let listeners = args.iter().filter(|a| **a == "--listen").count().max(1);
+    fn start_command(
+        args: &[&str],
+        env: &[(&str, &str)],
+        fd_limit: Option<u64>,
+        expected: Option<(usize, usize)>,
+    ) -> Server {
+        let (listeners, udp_sockets) = expected.unwrap_or_else(|| announced_sockets(args));
         let mut command = Command::new(server_binary());
         if let Some(fds) = fd_limit {
             use std::os::unix::process::CommandExt;
@@ -136,17 +153,20 @@ impl Server {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(rest) = line.split("listening on ").nth(1) {
-                    let addr = rest.split_whitespace().next().unwrap().parse().unwrap();
-                    if tx.send(addr).is_err() {
+                    let addr: SocketAddr = rest.split_whitespace().next().unwrap().parse().unwrap();
+                    let udp = line.contains("udp listening on ");
+                    if tx.send((udp, addr)).is_err() {
                         break;
                     }
                 }
             }
         });
         let mut addrs = Vec::new();
-        for _ in 0..listeners {
+        let mut udp_addrs = Vec::new();
+        for _ in 0..listeners + udp_sockets {
             match rx.recv_timeout(Duration::from_secs(20)) {
-                Ok(addr) => addrs.push(addr),
+                Ok((false, addr)) => addrs.push(addr),
+                Ok((true, addr)) => udp_addrs.push(addr),
                 Err(_) => {
                     let _ = child.kill();
                     let log: Vec<String> = err_rx.try_iter().collect();
@@ -157,15 +177,26 @@ impl Server {
                 }
             }
         }
+        assert_eq!(
+            (addrs.len(), udp_addrs.len()),
+            (listeners, udp_sockets),
+            "the server announced other sockets than expected"
+        );
         Server {
             child,
             addrs,
+            udp_addrs,
             stderr: err_rx,
         }
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.addrs[0]
+    }
+
+    /// The first UDP socket's address.
+    pub fn udp_addr(&self) -> SocketAddr {
+        self.udp_addrs[0]
     }
 
     pub fn port(&self) -> u16 {
@@ -248,6 +279,25 @@ impl Drop for Server {
             }
         }
     }
+}
+
+/// How many TCP and UDP `listening on` lines `serve ARGS` prints, when
+/// the sockets come from flags (see [`Server::start`]).
+fn announced_sockets(args: &[&str]) -> (usize, usize) {
+    let count = |flag: &str| args.iter().filter(|a| **a == flag).count();
+    let udp_service = args
+        .windows(2)
+        .any(|w| w[0] == "--service" && w[1].starts_with("udp-"));
+    let tcp = match count("--listen") {
+        0 if udp_service => 0,
+        0 => 1,
+        n => n,
+    };
+    let udp = match count("--udp") {
+        0 => usize::from(udp_service),
+        n => n,
+    };
+    (tcp, udp)
 }
 
 /// Sends SIGTERM without waiting, so a test can watch the server shut
