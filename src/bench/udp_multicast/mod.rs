@@ -18,12 +18,15 @@ use std::time::{Duration, Instant};
 
 use backends::{BackendKind, Events, Interest, Token};
 
+mod receiver;
+
 use super::report::{self, Report};
 use super::runner::{self, FinishGuard, Publisher, Shared};
 use super::udp_args::UdpMulticastArgs;
 use crate::udp::batch::{IoMode, RecvBatch, RecvStop};
 use crate::udp::multicast::StreamDatagram;
 use crate::udp::socket::{join_group, parse_interface, MulticastInterface};
+use receiver::{Counts, Receiver};
 
 /// How long receivers may wait for their first datagram.
 const SETTLE_LIMIT: Duration = Duration::from_secs(10);
@@ -174,80 +177,6 @@ fn plan(args: &UdpMulticastArgs) -> Result<Plan, String> {
     })
 }
 
-/// Counts over the measured interval.
-#[derive(Default)]
-struct Counts {
-    received: u64,
-    lost: u64,
-    out_of_order: u64,
-    /// The most numbers one receiver's interval covered: what the server
-    /// sent meanwhile.
-    widest_span: u64,
-    errors: u64,
-    failures: Vec<String>,
-}
-
-impl Counts {
-    fn add(&mut self, other: Counts) {
-        self.received += other.received;
-        self.lost += other.lost;
-        self.out_of_order += other.out_of_order;
-        self.widest_span = self.widest_span.max(other.widest_span);
-        self.errors += other.errors;
-        for failure in other.failures {
-            if self.failures.len() < 5 {
-                self.failures.push(failure);
-            }
-        }
-    }
-
-    fn fail(&mut self, what: String) {
-        self.errors += 1;
-        if self.failures.len() < 5 {
-            self.failures.push(what);
-        }
-    }
-}
-
-/// One receiver's view of the stream.
-struct Receiver {
-    id: usize,
-    socket: std::net::UdpSocket,
-    /// The number expected next.
-    expected: Option<u64>,
-    /// Counted since the interval began.
-    counts: Counts,
-    first_in_window: Option<u64>,
-    arrived: bool,
-    failed: bool,
-}
-
-impl Receiver {
-    /// Accounts for datagram `seq`.
-    fn count(&mut self, seq: u64, counting: bool) {
-        if counting {
-            self.first_in_window.get_or_insert(seq);
-            self.counts.received += 1;
-        }
-        match self.expected {
-            Some(expected) if seq < expected => {
-                if counting {
-                    self.counts.out_of_order += 1;
-                    // It was counted lost when it was skipped.
-                    self.counts.lost = self.counts.lost.saturating_sub(1);
-                }
-                return;
-            }
-            Some(expected) if counting => self.counts.lost += seq - expected,
-            _ => {}
-        }
-        self.expected = Some(seq + 1);
-        if let Some(first) = self.first_in_window {
-            self.counts.widest_span = seq + 1 - first;
-        }
-    }
-}
-
 fn run_thread(index: usize, plan: &Plan, shared: &Arc<Shared>) -> Counts {
     let mut guard = FinishGuard::new(shared.clone());
     let mut totals = Counts::default();
@@ -383,36 +312,4 @@ fn drain(
 
 fn socket_fd(socket: &std::net::UdpSocket) -> std::os::fd::RawFd {
     std::os::fd::AsRawFd::as_raw_fd(socket)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn receiver() -> Receiver {
-        Receiver {
-            id: 0,
-            socket: std::net::UdpSocket::bind("127.0.0.1:0").unwrap(),
-            expected: None,
-            counts: Counts::default(),
-            first_in_window: None,
-            arrived: false,
-            failed: false,
-        }
-    }
-
-    #[test]
-    fn gaps_are_losses_and_steps_back_are_late_not_lost() {
-        let mut r = receiver();
-        for seq in [5, 6, 7] {
-            r.count(seq, false); // before the interval: only followed
-        }
-        for seq in [8, 9, 12, 10, 13] {
-            r.count(seq, true);
-        }
-        assert_eq!(r.counts.received, 5);
-        assert_eq!(r.counts.out_of_order, 1);
-        assert_eq!(r.counts.lost, 1, "11 never came; 10 came late");
-        assert_eq!(r.counts.widest_span, 6, "8 to 13");
-    }
 }
