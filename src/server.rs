@@ -84,6 +84,32 @@ impl ServerSettings {
     }
 }
 
+impl ServerSettings {
+    /// A UDP-only server on `addr` with the best backend, one worker and
+    /// default batches: the smallest way to run a datagram service of your
+    /// own. There is no TCP listener, so no TCP service is ever called.
+    pub fn datagrams(
+        addr: SocketAddr,
+        service_name: &str,
+        service: crate::udp::DatagramServiceFactory,
+    ) -> ServerSettings {
+        let tcp: ServiceFactory = std::sync::Arc::new(|| {
+            Box::new(crate::service::echo::Echo) as Box<dyn crate::service::Service>
+        });
+        let mut settings = ServerSettings::plaintext(addr, service_name, tcp);
+        settings.listeners.clear();
+        settings.udp = Some(UdpSettings {
+            sockets: vec![crate::udp::socket::UdpSocketOptions::new(addr)],
+            description: format!("service {service_name}"),
+            service,
+            options: crate::udp::EndpointOptions::default(),
+            counters: Arc::new(crate::udp::UdpCounters::new()),
+            first_worker_only: false,
+        });
+        settings
+    }
+}
+
 /// A running server: its real addresses, and how to stop it.
 pub struct ServerHandle {
     addresses: Vec<SocketAddr>,
