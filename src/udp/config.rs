@@ -236,4 +236,28 @@ mod tests {
         let err = parse("[[udp_listeners]]\naddress = \"127.0.0.1:0\"\nbacklog = 3\n").unwrap_err();
         assert!(err.contains("backlog"), "{err}");
     }
+
+    #[test]
+    fn the_shipped_example_documents_the_defaults() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("portcullis.example.toml");
+        let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            config.udp.endpoint_options(),
+            crate::udp::EndpointOptions::default()
+        );
+        assert_eq!(
+            config.udp.receive_buffer_bytes,
+            Some(super::DEFAULT_SOCKET_BUFFER)
+        );
+        let multicast = &config.multicast;
+        assert_eq!(
+            multicast.group,
+            crate::udp::multicast::DEFAULT_GROUP.parse().ok()
+        );
+        assert_eq!(
+            (multicast.size, multicast.ttl, multicast.loopback),
+            (Some(32), Some(1), Some(true))
+        );
+        assert_eq!(multicast.rate, Some(0.0));
+    }
 }
