@@ -325,3 +325,45 @@ fn udp_and_tcp_echo_share_a_server_and_a_port_number() {
     drop(tcp);
     stop_and_check(server);
 }
+
+#[test]
+fn a_bad_udp_key_stops_start_up_naming_the_file_and_the_key() {
+    let dir = TempDir::new("udp-config-error");
+    for (service, text, key) in [
+        (
+            "udp-echo",
+            "[udp]\nbatch = 0\n",
+            "udp.batch: 0 is outside 1 to 1024",
+        ),
+        (
+            "udp-echo",
+            "[udp]\nper_source_burst = 9\n",
+            "udp.per_source_burst: has no effect",
+        ),
+        (
+            "udp-multicast",
+            "[multicast]\ninterface = \"lo\"\n",
+            "multicast.interface: `lo` is not an IPv4",
+        ),
+        (
+            "udp-multicast",
+            "[multicast]\nsize = 70000\n",
+            "multicast.size: 70000 bytes is outside",
+        ),
+        (
+            "http",
+            "[[udp_listeners]]\naddress = \"127.0.0.1:0\"\n",
+            "udp_listeners: the `http` service",
+        ),
+    ] {
+        let file = dir.write("bad.toml", text);
+        let file = file.to_str().unwrap();
+        let out = std::process::Command::new(common::BIN)
+            .args(["serve", "--config", file, "--service", service])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{text}: {err}");
+        assert!(err.contains(&format!("{file}: {key}")), "{text}: {err}");
+    }
+}
