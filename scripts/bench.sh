@@ -13,6 +13,10 @@
 #               every backend x {1, 100 clients}, plaintext
 #   multicast   every backend, 100 receivers
 #   handshakes  full and resumed, RSA and ECDSA certificates
+#   udp         UDP echo {1, 100 clients} and multicast {1, 100 receivers},
+#               every backend, server CPU per datagram, datagrams per system
+#               call, next to a minimal C recvmmsg/sendmmsg echo loop and to
+#               one call per datagram: udp.md (scripts/bench-udp.sh)
 #   vs nginx    the same handshakes against nginx (when installed), side by
 #               side, interleaved: vs-nginx.md (scripts/bench-vs-nginx.sh)
 #   memory      server RSS per idle connection, plain and TLS
@@ -257,6 +261,15 @@ if command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]]; then
 else
   echo "bench.sh: nginx not installed: no vs-nginx cell" >&2
 fi
+
+# UDP: echo and multicast for every backend, beside a C recvmmsg/sendmmsg
+# echo loop (built with gcc) and one system call per datagram.
+echo "bench.sh: UDP echo and multicast" >&2
+udp_flags=()
+if (( quick )); then udp_flags=(--quick); fi
+"$here/scripts/bench-udp.sh" --reps "$reps" --secs "$echo_secs" --out "$out" "${udp_flags[@]}" \
+  >/dev/null 2>"$out/logs/udp.err" \
+  || echo "bench.sh: the UDP benchmarks failed; see $out/logs/udp.err" >&2
 
 # Memory per idle connection: a fresh server per measurement, since freed
 # memory is not given back to the system and would hide the next growth.
