@@ -22,7 +22,9 @@
 //!
 //! The one idea: **I/O at the edge, logic in the middle.** A completion
 //! driver (io_uring), a datagram socket or a PROXY-protocol stage changes
-//! one side of this picture, never both.
+//! one side of this picture, never both. UDP sockets are served by
+//! [`crate::udp::Endpoint`]s, which the readiness driver registers next to
+//! the listeners (`readiness/datagrams.rs`).
 //!
 //! | file | job |
 //! |---|---|
@@ -34,7 +36,7 @@
 //! | `limits.rs` | the byte and time bounds |
 //! | `buffers.rs` | the per-worker buffer pool and scratch space |
 //! | `worker.rs` | a worker's state apart from its sockets; admission |
-//! | `readiness/` | the readiness driver: loop, accepting, socket I/O, tokens |
+//! | `readiness/` | the readiness driver: loop, accepting, socket I/O, UDP sockets, tokens |
 //! | `hub.rs` | broadcasts across workers, with push-back when an inbox fills |
 //! | `stats.rs` | a counter for every reason a connection ends |
 

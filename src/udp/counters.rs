@@ -210,12 +210,13 @@ impl UdpCounters {
         }
         if line.len() == "udp:".len() {
             line.push_str(" none");
-        } else {
-            let (per_receive, per_send) = self.per_call();
-            let _ = write!(
-                line,
-                " datagrams_per_receive_call={per_receive:.1} datagrams_per_send_call={per_send:.1}"
-            );
+        }
+        let (per_receive, per_send) = self.per_call();
+        if self.get(UdpEvent::ReceiveCalls) > 0 {
+            let _ = write!(line, " datagrams_per_receive_call={per_receive:.1}");
+        }
+        if self.get(UdpEvent::SendCalls) > 0 {
+            let _ = write!(line, " datagrams_per_send_call={per_send:.1}");
         }
         line
     }
@@ -260,6 +261,16 @@ mod tests {
         assert!(counters
             .summary()
             .ends_with("datagrams_per_receive_call=32.0 datagrams_per_send_call=20.0"));
+        // A sender that never receives has no receive ratio to show.
+        let sender = UdpCounters::new();
+        let mut tally = Tally::default();
+        tally.add(UdpEvent::Sent, 64);
+        tally.add(UdpEvent::SendCalls, 2);
+        sender.publish(&mut tally);
+        assert_eq!(
+            sender.summary(),
+            "udp: sent=64 send_calls=2 datagrams_per_send_call=32.0"
+        );
     }
 
     #[test]
