@@ -56,7 +56,8 @@ impl Default for EndpointOptions {
     }
 }
 
-/// The batches a worker lends to whichever endpoint it is serving.
+/// The batches a worker lends to whichever endpoint it is serving, so that
+/// a worker holds one receive batch however many UDP sockets it has.
 pub struct Scratch {
     recv: RecvBatch,
     send: SendBatch,
@@ -71,6 +72,7 @@ impl Scratch {
     }
 }
 
+/// One UDP socket with its service instance and its source limiter.
 pub struct Endpoint {
     service: Box<dyn DatagramService>,
     limiter: Option<SourceLimiter>,
