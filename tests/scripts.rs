@@ -4,7 +4,9 @@ use std::path::Path;
 use std::process::Command;
 
 fn run(script: &str, args: &[&str]) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts").join(script);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scripts")
+        .join(script);
     let out = Command::new("bash").arg(path).args(args).output().unwrap();
     assert!(
         out.status.success(),
@@ -31,7 +33,10 @@ fn gen_certs_keeps_what_exists_and_force_makes_everything_anew() {
     run("gen-certs.sh", &[dir_arg]);
     let first = fingerprint(&dir.join("server.pem"));
     let again = run("gen-certs.sh", &[dir_arg]);
-    assert!(!again.contains("created"), "a second run re-created files: {again}");
+    assert!(
+        !again.contains("created"),
+        "a second run re-created files: {again}"
+    );
     assert_eq!(fingerprint(&dir.join("server.pem")), first);
     let forced = run("gen-certs.sh", &["--force", dir_arg]);
     assert!(forced.contains("created"), "{forced}");
