@@ -17,9 +17,12 @@
 use crate::service::Requests;
 
 /// Buffers kept for reuse, at most.
-const POOLED_BUFFERS: usize = 64;
-/// A buffer larger than this goes back to the allocator instead.
-pub const MAX_POOLED_CAPACITY: usize = 64 * 1024;
+const POOLED_BUFFERS: usize = 16;
+/// A buffer larger than this goes back to the allocator instead. Large
+/// enough for the answer to one full read (64 KiB, and Vec's doubling past
+/// it), so that a streaming peer does not make every read allocate and free
+/// a buffer that size; the pool then parks at most 4 MiB.
+pub const MAX_POOLED_CAPACITY: usize = 256 * 1024;
 
 /// A stack of empty buffers ready for reuse.
 #[derive(Debug, Default)]
