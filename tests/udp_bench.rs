@@ -197,3 +197,56 @@ fn udp_echo_catches_a_changed_byte_and_a_silent_server() {
     );
     assert_eq!(outcome.number("loss_pct"), 100.0);
 }
+
+/// The C loop `scripts/bench-udp.sh` compares the server with must itself
+/// be a correct echo, or the comparison means nothing: built with gcc as
+/// the script builds it, it returns every datagram and reports its calls.
+#[test]
+fn the_c_reference_echo_loop_builds_echoes_and_counts_its_system_calls() {
+    let dir = common::tls::TempDir::new("udp-peer");
+    let binary = dir.path.join("udp_echo");
+    let source = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peers/udp_echo.c");
+    let built = Command::new("gcc")
+        .args(["-O2", "-o"])
+        .arg(&binary)
+        .arg(source)
+        .output()
+        .expect("run gcc");
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let mut peer = Command::new(&binary)
+        .args(["127.0.0.1", "0", "32"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(peer.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let addr: std::net::SocketAddr = line
+        .trim()
+        .strip_prefix("udp listening on ")
+        .unwrap_or_else(|| panic!("{line}"))
+        .parse()
+        .unwrap();
+    let socket = common::udp::client();
+    for i in 0..50 {
+        let payload = common::pattern(i, 1 + i as usize * 13);
+        assert_eq!(common::udp::round_trip(&socket, addr, &payload), payload);
+    }
+    // SAFETY: kill takes plain integers; the pid is the child started above.
+    unsafe { libc::kill(peer.id() as i32, libc::SIGTERM) };
+    let out = peer.wait_with_output().unwrap();
+    let report = String::from_utf8_lossy(&out.stderr);
+    assert!(report.contains("datagrams=50 "), "{report}");
+    assert!(
+        report.contains("receive_calls=") && report.contains("send_calls="),
+        "{report}"
+    );
+}
