@@ -367,3 +367,39 @@ fn a_bad_udp_key_stops_start_up_naming_the_file_and_the_key() {
         assert!(err.contains(&format!("{file}: {key}")), "{text}: {err}");
     }
 }
+
+/// A `[::]` socket is dual stack: IPv4 peers arrive as `::ffff:a.b.c.d`
+/// and their replies must still reach them.
+#[test]
+fn a_dual_stack_socket_answers_ipv4_and_ipv6_clients() {
+    let Ok(v6) = UdpSocket::bind("[::1]:0") else {
+        eprintln!("skipped: no IPv6 loopback on this machine");
+        return;
+    };
+    v6.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    for backend in backends() {
+        let server = Server::start(&[
+            "--service",
+            "udp-echo",
+            "--udp",
+            "[::]:0",
+            "--backend",
+            &backend,
+        ]);
+        let port = server.udp_addr().port();
+        let to_v6: SocketAddr = format!("[::1]:{port}").parse().unwrap();
+        assert_eq!(
+            round_trip(&v6, to_v6, b"over IPv6"),
+            b"over IPv6",
+            "{backend}"
+        );
+        let v4 = client();
+        let to_v4: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        assert_eq!(
+            round_trip(&v4, to_v4, b"over IPv4"),
+            b"over IPv4",
+            "{backend}"
+        );
+        stop_and_check(server);
+    }
+}
