@@ -32,16 +32,34 @@ pub enum Scenario {
     Handshakes(HandshakesArgs),
 }
 
-/// Where the server is and how to talk to it.
+/// Where the server is and how to talk to it, for scenarios that speak
+/// plaintext unless told otherwise.
 #[derive(Debug, Args, Clone)]
 pub struct TargetArgs {
-    /// Server address.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8443")]
-    pub addr: SocketAddr,
+    #[command(flatten)]
+    pub server: ServerArgs,
 
     /// Speak TLS (the project's own engine in client mode).
     #[arg(long)]
     pub tls: bool,
+}
+
+/// Where the server is, for scenarios that always speak TLS (`handshakes`):
+/// the same flags as [`TargetArgs`] without `--tls`, which would mean
+/// nothing there.
+#[derive(Debug, Args, Clone)]
+pub struct TlsTargetArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+/// What both kinds of target share: the address, the TLS details used when
+/// TLS is spoken, and the bench's own backend.
+#[derive(Debug, Args, Clone)]
+pub struct ServerArgs {
+    /// Server address.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8443")]
+    pub addr: SocketAddr,
 
     /// Server name sent as SNI and checked against the certificate.
     #[arg(long, value_name = "NAME", default_value = "localhost")]
@@ -68,6 +86,31 @@ pub struct TargetArgs {
     /// The bench's own reactor backend. Default: the best compiled in.
     #[arg(long, value_name = "NAME")]
     pub client_backend: Option<String>,
+}
+
+/// The two kinds of target, as [`crate::bench::target::Target`] reads them.
+pub trait TargetFlags {
+    fn server(&self) -> &ServerArgs;
+    /// Whether `--tls` was given (always false where there is no such flag).
+    fn tls_requested(&self) -> bool;
+}
+
+impl TargetFlags for TargetArgs {
+    fn server(&self) -> &ServerArgs {
+        &self.server
+    }
+    fn tls_requested(&self) -> bool {
+        self.tls
+    }
+}
+
+impl TargetFlags for TlsTargetArgs {
+    fn server(&self) -> &ServerArgs {
+        &self.server
+    }
+    fn tls_requested(&self) -> bool {
+        false
+    }
 }
 
 /// How to measure.
@@ -217,7 +260,7 @@ pub enum HandshakePhases {
 #[derive(Debug, Args, Clone)]
 pub struct HandshakesArgs {
     #[command(flatten)]
-    pub target: TargetArgs,
+    pub target: TlsTargetArgs,
     #[command(flatten)]
     pub measure: MeasureArgs,
 
