@@ -38,7 +38,6 @@ use backends::{Event, Events, Selector, Token};
 use super::args::ConnectionsArgs;
 use super::client::{wait_into, Buffers, Conn, Failure};
 use super::cpu::{self, Snapshot};
-use super::echo::transport_line;
 use super::os;
 use super::pattern::Pattern;
 use super::report::{self, Report};
@@ -205,7 +204,7 @@ fn run_parent(plan: &Plan, server_pid: &[u32]) -> i32 {
     let setup_rate = report::rate(outcome.ok as f64, outcome.setup);
     let mut r = Report::new("connections");
     r.line("Server address", plan.target.addr);
-    r.line("Transport", transport_line(&plan.target));
+    r.line("Transport", plan.target.describe());
     r.line("Connections", plan.count);
     r.line("Processes", processes);
     r.line(

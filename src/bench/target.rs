@@ -79,6 +79,14 @@ impl Target {
         }
     }
 
+    /// How the report's "Transport" line describes it.
+    pub fn describe(&self) -> String {
+        match &self.tls {
+            Some(_) => format!("TLS (SNI {})", self.sni),
+            None => "plain".to_string(),
+        }
+    }
+
     /// "plain" or "tls", for reports.
     pub fn transport(&self) -> &'static str {
         if self.tls.is_some() {
