@@ -308,3 +308,100 @@ fn a_short_echo_is_reported_and_fails_the_run() {
         outcome.stderr
     );
 }
+
+/// Runs `portcullis bench ARGS` with its open-file limit set to
+/// (`soft`, `hard`); returns its stderr.
+fn bench_with_fd_limit(args: &[&str], soft: u64, hard: u64) -> String {
+    use std::os::unix::process::CommandExt;
+    let mut command = Command::new(BIN);
+    // SAFETY: the closure runs in the child between fork and exec and calls
+    // only setrlimit, which is async-signal-safe.
+    unsafe {
+        command.pre_exec(move || {
+            let limit = libc::rlimit {
+                rlim_cur: soft as libc::rlim_t,
+                rlim_max: hard as libc::rlim_t,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let out = command
+        .arg("bench")
+        .args(args)
+        .output()
+        .expect("run portcullis bench");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn connections_raise_their_open_file_limit_or_say_exactly_how_many_fit() {
+    let (_server, addr, _pid) = server("echo", &[]);
+    let flags = [
+        "connections",
+        "--addr",
+        &addr,
+        "--count",
+        "150",
+        "--hold",
+        "0",
+    ];
+
+    // The soft limit below the hard one: raised, no ulimit needed.
+    let raised = bench_with_fd_limit(&flags, 100, 400);
+    assert!(
+        raised.contains("raised the open-file soft limit from 100 to the hard limit 400"),
+        "{raised}"
+    );
+    assert!(!raised.contains("processes of at most"), "{raised}");
+
+    // Stuck at the hard limit: how many fit in one process, and the split.
+    let stuck = bench_with_fd_limit(&flags, 100, 100);
+    assert!(stuck.contains("36 per process"), "{stuck}");
+    assert!(
+        stuck.contains("150 connections need 5 processes of at most 36"),
+        "{stuck}"
+    );
+
+    // Asking one process for more than it may hold is refused up front.
+    let refused = bench_with_fd_limit(&[&flags[..], &["--per-process", "150"]].concat(), 100, 100);
+    assert!(
+        refused.contains("may hold only 36 connections"),
+        "{refused}"
+    );
+}
+
+#[test]
+fn connections_warn_when_the_server_cannot_accept_them_all() {
+    let server =
+        Server::start_with_fd_limit(&["--service", "echo", "--listen", "127.0.0.1:0"], 100);
+    let (addr, pid) = (server.addr().to_string(), server.pid().to_string());
+    let stderr = bench_with_fd_limit(
+        &[
+            "connections",
+            "--addr",
+            &addr,
+            "--server-pid",
+            &pid,
+            "--count",
+            "50",
+            "--hold",
+            "0",
+            "--timeout",
+            "5",
+        ],
+        1024,
+        1024,
+    );
+    assert!(
+        stderr.contains("can accept about 36 connections by its open-file limit"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("about 14 of the 50 will be refused"),
+        "{stderr}"
+    );
+}
