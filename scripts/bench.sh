@@ -32,6 +32,10 @@
 #
 # Everything runs on loopback (127.0.0.0/8), bounded in time and count.
 # Server and holder processes started here are stopped by PID on exit.
+#
+# Environment:
+#   CARGO_TARGET_DIR  where the release build goes and is run from
+#                     (default: target/ in the repository)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
