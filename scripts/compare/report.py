@@ -67,6 +67,13 @@ def fmt(value, digits=0):
     return f"{value:,.{digits}f}"
 
 
+def fmt_cpu(value):
+    """CPU per unit: whole numbers as such, small fractions with two places."""
+    if value is None or value >= 100 or value == int(value):
+        return fmt(value)
+    return fmt(value, 2)
+
+
 def load(directory):
     with open(os.path.join(directory, "scenarios.csv"), newline="") as f:
         scenarios = OrderedDict((r["id"], r) for r in csv.DictReader(f))
@@ -133,7 +140,7 @@ def table(scenario, servers):
             notes.append(v["extra"].replace(";", ", "))
         out.append(
             f"| {NAMES.get(server, server)} | {fmt(v['rate'])} | {rate_vs} "
-            f"| {fmt(v['cpu'], 2 if (v['cpu'] or 0) < 100 else 0)} | {cpu_vs} "
+            f"| {fmt_cpu(v['cpu'])} | {cpu_vs} "
             f"| {fmt(pair, 2)} | {fmt(v['client'], 1)} | {v['errors']} | {'; '.join(notes)} |"
         )
     return "\n".join(out) + "\n"
@@ -157,7 +164,7 @@ def goals(cells):
                 pair = paired(servers, peer, mine)
                 if kind == "cpu":
                     lead = m["cpu"] is not None and p["cpu"] is not None and m["cpu"] < p["cpu"]
-                    what = f"server CPU per message {fmt(m['cpu'], 1)} vs {fmt(p['cpu'], 1)}"
+                    what = f"server CPU per message {fmt_cpu(m['cpu'])} vs {fmt_cpu(p['cpu'])}"
                 elif kind == "rate":
                     lead = m["rate"] is not None and p["rate"] is not None and m["rate"] > p["rate"]
                     what = f"rate {fmt(m['rate'])} vs {fmt(p['rate'])}"
@@ -243,7 +250,7 @@ def chart(scenarios, cells):
             svg.append(f'<text x="{left - 6}" y="{y + 12}" text-anchor="end">'
                        f"{escape(NAMES.get(server, server))}</text>")
             svg.append(f'<rect x="{left}" y="{y + 2}" width="{w:.1f}" height="{bar_h - 4}" fill="{colour}"/>')
-            svg.append(f'<text x="{left + w + 6:.1f}" y="{y + 12}">{fmt(cpu, 2 if cpu < 100 else 0)} '
+            svg.append(f'<text x="{left + w + 6:.1f}" y="{y + 12}">{fmt_cpu(cpu)} '
                        f'{escape(scenario["cpu_unit"])} ({cpu / best:.2f}×)</text>')
             y += bar_h
         y += gap
