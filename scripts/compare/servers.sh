@@ -182,7 +182,12 @@ start_portcullis_with_cppserver_certificate() {
   mkdir -p "$dir"
   openssl x509 -in "$certs/server.pem" -out "$dir/cert.pem"
   openssl pkey -in "$certs/server.pem" -passin pass:qwerty -out "$dir/key.pem"
+  # CppServer's client sends no server name (SNI): serve it as localhost.
   cat >"$dir/portcullis.toml" <<TOML
+[tls]
+no_sni = "localhost"
+unknown_sni = "localhost"
+
 [[domains]]
 names = ["localhost"]
 cert = "$dir/cert.pem"
