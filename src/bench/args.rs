@@ -25,7 +25,8 @@ pub enum Scenario {
     /// client to reproduce: cppserver-v1, cppserver-v2 (default) or
     /// pingpong.
     Echo(EchoArgs),
-    /// Receive rate: clients count the bytes a `multicast` server streams.
+    /// Receive rate: clients count the bytes a `multicast` server streams
+    /// (CppServer's performance/tcp_multicast_client.cpp).
     Multicast(MulticastArgs),
     /// Many concurrent connections: open, check each with one echo, hold,
     /// and (with --server-pid) measure the server's memory per connection.
