@@ -96,7 +96,10 @@ def markdown(cells, reps):
 
     out.append("## Echo\n")
     out.append(
-        "Stream mode, 32-byte messages, at most 8 KiB in flight per client. "
+        "32-byte messages. *cppserver-v2*: 1,000 messages in flight per "
+        "client, one new message per echo (CppServer's current client). "
+        "*cppserver-v1*: one message per write, never waiting for echoes "
+        "(CppServer's original client). "
         "Server CPU ns/msg is the server's own CPU time divided by messages "
         "echoed: the figure that compares backends when the load generator "
         "saturates its core.\n"
@@ -107,14 +110,15 @@ def markdown(cells, reps):
         "listed (the platform's best), from the same run.\n"
     )
     out.append(
-        "| clients | transport | idle conns | backend "
+        "| mode | clients | transport | idle conns | backend "
         "| msgs/s median (min–max) | server CPU ns/msg median | vs best | errors |"
     )
-    out.append("|---:|---|---:|---|---:|---:|---:|---:|")
+    out.append("|---|---:|---|---:|---|---:|---:|---:|---:|")
     echo = [(k, v) for k, v in cells.items() if k[0] == "echo"]
     backend_order = list(OrderedDict.fromkeys(k[2] for k, _ in echo))
     echo.sort(
         key=lambda kv: (
+            kv[0][1] != "cppserver-v2",
             number(kv[0][3]) or 0,
             kv[0][4],
             number(kv[0][5]) or 0,
@@ -126,12 +130,12 @@ def markdown(cells, reps):
         _, variant, backend, clients, transport, idle = key
         ns = stats(rows, "server_ns_per_unit")
         ns = ns[0] if ns else None
-        group = (clients, transport, idle)
+        group = (variant, clients, transport, idle)
         if group not in reference and ns:
             reference[group] = ns
         ratio = f"{ns / reference[group]:.2f}×" if ns and group in reference else "–"
         out.append(
-            f"| {clients} | {transport} | {fmt(number(idle))} | {backend} "
+            f"| {variant} | {clients} | {transport} | {fmt(number(idle))} | {backend} "
             f"| {spread(stats(rows, 'msgs_per_s'))} | {fmt(ns)} | {ratio} "
             f"| {errors(rows)} |"
         )
@@ -251,7 +255,7 @@ def chart(cells):
     """Two panels (msgs/s, server ns/msg); groups = client count x transport;
     in each group one solid bar per backend without idle connections and a
     pale one with them."""
-    echo = {k: v for k, v in cells.items() if k[0] == "echo"}
+    echo = {k: v for k, v in cells.items() if k[0] == "echo" and k[1] == "cppserver-v2"}
     if not echo:
         return None
     backends = list(OrderedDict.fromkeys(k[2] for k in echo))
@@ -259,7 +263,7 @@ def chart(cells):
     groups = list(OrderedDict.fromkeys((k[3], k[4]) for k in echo))
 
     def value(metric, backend, clients, transport, idle):
-        rows = echo.get(("echo", "stream", backend, clients, transport, str(idle)))
+        rows = echo.get(("echo", "cppserver-v2", backend, clients, transport, str(idle)))
         s = stats(rows or [], metric)
         return s[0] if s else 0.0
 

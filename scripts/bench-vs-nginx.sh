@@ -9,6 +9,10 @@
 # Prints one line per run and a median table; with --out, appends rows to
 # DIR/vs-nginx.csv. Needs nginx (Debian: nginx-light). Servers started here
 # are stopped by PID on exit; everything runs on 127.0.0.1.
+#
+# Environment:
+#   CARGO_TARGET_DIR  where the release build goes and is run from
+#                     (default: target/ in the repository)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)

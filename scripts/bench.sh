@@ -7,8 +7,11 @@
 #   scripts/bench.sh --reps 5   # more repetitions
 #
 # What it measures:
-#   echo        every compiled backend x {1, 100 clients} x {plain, TLS}
-#               x {0, 10,000 idle connections held open alongside}
+#   echo        cppserver-v2 (1,000 messages in flight per client): every
+#               compiled backend x {1, 100 clients} x {plain, TLS}
+#               x {0, 10,000 idle connections held open alongside};
+#               cppserver-v1 (one message per write, never waiting for
+#               echoes): every backend x {1, 100 clients} x {plain, TLS}
 #   latency     ping-pong round trips (one message in flight per client):
 #               every backend x {1, 100 clients}, plaintext
 #   multicast   every backend, 100 receivers
@@ -36,6 +39,10 @@
 #
 # Everything runs on loopback (127.0.0.0/8), bounded in time and count.
 # Server and holder processes started here are stopped by PID on exit.
+#
+# Environment:
+#   CARGO_TARGET_DIR  where the release build goes and is run from
+#                     (default: target/ in the repository)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -213,16 +220,21 @@ for rep in $(seq 1 "$reps"); do
         tls_flag=()
         if [[ $transport == tls ]]; then tls_flag=(--tls); fi
         for clients in 1 100; do
-          bench echo stream "$backend" "$clients" "$transport" "$idle" "$rep" server_cpu_ns_per_msg -- \
-            echo --addr "$server_addr" --clients "$clients" --messages 1000000000 \
+          bench echo cppserver-v2 "$backend" "$clients" "$transport" "$idle" "$rep" server_cpu_ns_per_msg -- \
+            echo --mode cppserver-v2 --addr "$server_addr" --clients "$clients" \
             --duration "$echo_secs" --server-pid "$server_pid" "${tls_flag[@]}"
+          if (( idle == 0 )); then
+            bench echo cppserver-v1 "$backend" "$clients" "$transport" "$idle" "$rep" server_cpu_ns_per_msg -- \
+              echo --mode cppserver-v1 --addr "$server_addr" --clients "$clients" \
+              --duration "$echo_secs" --server-pid "$server_pid" "${tls_flag[@]}"
+          fi
         done
       done
       if [[ -n $holder_pid ]]; then stop "$holder_pid"; fi
     done
     for clients in 1 100; do
       bench latency pingpong "$backend" "$clients" plain 0 "$rep" p99_us -- \
-        echo --mode pingpong --addr "$server_addr" --clients "$clients" --messages 1000000000 \
+        echo --mode pingpong --addr "$server_addr" --clients "$clients" \
         --duration "$echo_secs" --server-pid "$server_pid"
     done
     stop "$server_pid"

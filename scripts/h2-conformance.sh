@@ -9,12 +9,16 @@
 #   --filter TEXT    run only cases whose name contains TEXT (httpwg -f)
 #
 # Needs `httpwg` on PATH: cargo install --locked httpwg-cli (about 80 s).
-# Uses target/debug/portcullis, building it if missing (PORTCULLIS_BIN
-# overrides). The server listens on 127.0.0.1 port 0; nothing leaves
-# loopback. See docs/http2.md for what each case checks.
+# The server listens on 127.0.0.1 port 0; nothing leaves loopback. See
+# docs/http2.md for what each case checks.
+#
+# Environment:
+#   PORTCULLIS_BIN    the binary to test (default: the debug build,
+#                     $CARGO_TARGET_DIR/debug/portcullis, built if missing)
+#   CARGO_TARGET_DIR  where cargo builds (default: target/ in the repository)
 set -euo pipefail
 
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 backend_only=""
 filter=()
 while (($#)); do
@@ -27,7 +31,8 @@ while (($#)); do
 done
 
 here=$(cd "$(dirname "$0")/.." && pwd)
-bin=${PORTCULLIS_BIN:-"$here/target/debug/portcullis"}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$here/target}
+bin=${PORTCULLIS_BIN:-"$CARGO_TARGET_DIR/debug/portcullis"}
 command -v httpwg >/dev/null || { echo "h2-conformance: httpwg not found; cargo install --locked httpwg-cli" >&2; exit 1; }
 [[ -x $bin ]] || (cd "$here" && cargo build --quiet)
 

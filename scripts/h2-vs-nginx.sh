@@ -20,10 +20,15 @@
 # per request (utime+stime from /proc/PID/stat, master and worker summed
 # for nginx), and h2load's own CPU per request (bash `time`). Traffic stays
 # on 127.0.0.1. Needs: h2load (nghttp2-client), nginx (nginx-light),
-# taskset; builds target/release/portcullis if missing.
+# taskset.
+#
+# Environment:
+#   PORTCULLIS_BIN    the binary to run (default: the release build,
+#                     $CARGO_TARGET_DIR/release/portcullis, built if missing)
+#   CARGO_TARGET_DIR  where cargo builds (default: target/ in the repository)
 set -euo pipefail
 
-usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 seconds=10 rounds=3 connections=100 streams=10 path=/healthz
 while (($#)); do
   case $1 in
@@ -41,7 +46,8 @@ for tool in h2load nginx taskset; do
 done
 
 here=$(cd "$(dirname "$0")/.." && pwd)
-bin=${PORTCULLIS_BIN:-"$here/target/release/portcullis"}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$here/target}
+bin=${PORTCULLIS_BIN:-"$CARGO_TARGET_DIR/release/portcullis"}
 [[ -x $bin ]] || (cd "$here" && cargo build --release --quiet)
 work=$(mktemp -d)
 pids=()

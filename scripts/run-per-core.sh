@@ -10,10 +10,19 @@
 # The kernel spreads new connections across the sockets sharing the port.
 # Port 0 cannot be shared between processes: the first process picks the
 # port, and the others are started on the port it announced.
+#
+# Environment:
+#   PORTCULLIS_BIN    the binary to run (default: the release build,
+#                     $CARGO_TARGET_DIR/release/portcullis, built if missing)
+#   CARGO_TARGET_DIR  where cargo builds (default: target/ in the repository)
 set -euo pipefail
 
+case ${1:-} in
+  -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+esac
 here=$(cd "$(dirname "$0")/.." && pwd)
-bin=${PORTCULLIS_BIN:-"$here/target/release/portcullis"}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$here/target}
+bin=${PORTCULLIS_BIN:-"$CARGO_TARGET_DIR/release/portcullis"}
 count=$(nproc)
 if [[ $# -gt 0 && $1 =~ ^[0-9]+$ ]]; then
   count=$1

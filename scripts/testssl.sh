@@ -11,8 +11,17 @@
 #   scripts/testssl.sh            # installs testssl.sh if missing
 #
 # Takes about 1.5 minutes on loopback (83 s measured on a busy 2-core machine). Exit 0: nothing flagged.
+#
+# Environment:
+#   CARGO_TARGET_DIR  where the release build goes and is run from
+#                     (default: target/ in the repository)
 set -euo pipefail
 
+case ${1:-} in
+  -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+  '') ;;
+  *) echo "testssl.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
+esac
 here=$(cd "$(dirname "$0")/.." && pwd)
 if ! command -v testssl >/dev/null; then
   apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q testssl.sh

@@ -10,78 +10,12 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::process::Command;
 
+use common::bench::bench;
 use common::{Server, BIN};
-
-struct Outcome {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    result: HashMap<String, String>,
-}
-
-impl Outcome {
-    fn get(&self, key: &str) -> &str {
-        self.result
-            .get(key)
-            .unwrap_or_else(|| panic!("no `{key}` in RESULT; stdout:\n{}", self.stdout))
-    }
-
-    fn number(&self, key: &str) -> f64 {
-        self.get(key)
-            .parse()
-            .unwrap_or_else(|_| panic!("`{key}` is not a number; stdout:\n{}", self.stdout))
-    }
-
-    /// Exit 0, errors=0, and the figures every scenario reports.
-    fn assert_clean(&self, scenario: &str) {
-        assert_eq!(
-            self.code,
-            Some(0),
-            "stdout:\n{}\nstderr:\n{}",
-            self.stdout,
-            self.stderr
-        );
-        assert_eq!(self.get("scenario"), scenario);
-        assert_eq!(self.number("errors"), 0.0);
-        assert!(self.number("msgs_per_s") > 0.0, "{}", self.stdout);
-        self.number("mib_per_s");
-    }
-}
-
-/// Runs `portcullis bench ARGS` and parses its last line.
-fn bench(args: &[&str]) -> Outcome {
-    let out = Command::new(BIN)
-        .arg("bench")
-        .args(args)
-        .output()
-        .expect("run portcullis bench");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let last = stdout.lines().last().unwrap_or_default();
-    assert!(
-        last.starts_with("RESULT "),
-        "the last line is not RESULT:\n{stdout}\nstderr:\n{stderr}"
-    );
-    let result = last
-        .split_whitespace()
-        .skip(1)
-        .map(|kv| {
-            let (k, v) = kv.split_once('=').expect("key=value");
-            (k.to_string(), v.to_string())
-        })
-        .collect();
-    Outcome {
-        code: out.status.code(),
-        stdout,
-        stderr,
-        result,
-    }
-}
 
 fn server(service: &str, extra: &[&str]) -> (Server, String, String) {
     let mut args = vec!["--service", service, "--listen", "127.0.0.1:0"];
@@ -92,23 +26,37 @@ fn server(service: &str, extra: &[&str]) -> (Server, String, String) {
 }
 
 #[test]
-fn echo_streams_and_ping_pongs_over_plain_and_tls_without_errors() {
+fn echo_modes_run_over_plain_and_tls_without_errors() {
     let (_server, addr, pid) = server("echo", &[]);
     let target = ["echo", "--addr", &addr, "--server-pid", &pid];
 
-    let stream = bench(
+    let windowed = bench(
         &[
             &target[..],
             &["--clients", "8", "--messages", "40000", "--threads", "2"],
         ]
         .concat(),
     );
-    stream.assert_clean("echo");
-    assert_eq!(stream.get("mode"), "stream");
-    assert_eq!(stream.number("messages"), 40000.0);
+    windowed.assert_clean("echo");
+    assert_eq!(windowed.get("mode"), "cppserver-v2");
+    assert_eq!(windowed.number("window"), 1000.0);
+    assert_eq!(windowed.number("messages"), 40000.0);
     // Present, though coarse in so short a run (clock ticks of 10 ms).
-    assert!(stream.number("server_cpu_ns_per_msg") >= 0.0);
-    assert!(stream.stdout.contains("Message throughput:"));
+    assert!(windowed.number("server_cpu_ns_per_msg") >= 0.0);
+    assert!(windowed.stdout.contains("Message throughput:"));
+
+    let v1 = bench(
+        &[
+            &target[..],
+            &["--tls", "--mode", "cppserver-v1", "--clients", "4"],
+            &["--messages", "2000"],
+        ]
+        .concat(),
+    );
+    v1.assert_clean("echo");
+    assert_eq!(v1.get("transport"), "tls");
+    assert_eq!(v1.number("messages"), 2000.0);
+    assert_eq!(v1.number("writes"), 2000.0, "{}", v1.stdout);
 
     let pingpong = bench(
         &[
@@ -135,25 +83,45 @@ fn echo_streams_and_ping_pongs_over_plain_and_tls_without_errors() {
         pingpong.number("max_us"),
     );
     assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{}", pingpong.stdout);
+}
 
-    // A time-bounded run stops sending at --duration and still verifies
-    // everything in flight.
-    let timed = bench(
-        &[
-            &target[..],
-            &[
-                "--clients",
-                "4",
-                "--messages",
-                "1000000000",
-                "--duration",
-                "0.3",
-            ],
-        ]
-        .concat(),
+#[test]
+fn echo_ends_on_the_first_bound_reached_and_says_which() {
+    let (_server, addr, _pid) = server("echo", &[]);
+    let run = |flags: &[&str]| {
+        let outcome = bench(&[&["echo", "--addr", &addr, "--clients", "4"][..], flags].concat());
+        outcome.assert_clean("echo");
+        outcome
+    };
+    for mode in ["cppserver-v1", "cppserver-v2", "pingpong"] {
+        // --duration alone bounds the run: no default message count cuts
+        // it short, and what was in flight is still verified.
+        let timed = run(&["--mode", mode, "--duration", "0.4"]);
+        assert_eq!(timed.get("ended_by"), "duration", "{}", timed.stdout);
+        let seconds = timed.number("seconds");
+        assert!((0.35..5.0).contains(&seconds), "{}", timed.stdout);
+        assert!(
+            timed.stdout.contains("Ended by: --duration"),
+            "{}",
+            timed.stdout
+        );
+
+        // --messages alone: no default duration.
+        let counted = run(&["--mode", mode, "--messages", "400"]);
+        assert_eq!(counted.get("ended_by"), "messages", "{}", counted.stdout);
+        assert_eq!(counted.number("messages"), 400.0);
+    }
+    // Both: the messages run out first, or the time does.
+    let few = run(&["--messages", "400", "--duration", "30"]);
+    assert_eq!(few.get("ended_by"), "messages", "{}", few.stdout);
+    assert!(few.number("seconds") < 10.0, "{}", few.stdout);
+    let many = run(&["--messages", "1000000000000", "--duration", "0.3"]);
+    assert_eq!(many.get("ended_by"), "duration", "{}", many.stdout);
+    assert!(
+        many.stdout.contains("whichever comes first"),
+        "{}",
+        many.stdout
     );
-    timed.assert_clean("echo");
-    assert!(timed.number("seconds") < 5.0, "{}", timed.stdout);
 }
 
 #[test]
@@ -221,6 +189,17 @@ fn connections_split_over_processes_and_source_addresses() {
     ]);
     tls.assert_clean("connections");
     assert_eq!(tls.number("connections_ok"), 20.0);
+}
+
+#[test]
+fn handshakes_refuse_a_tls_flag_they_would_ignore() {
+    let out = Command::new(BIN)
+        .args(["bench", "handshakes", "--tls", "--duration", "0.1"])
+        .output()
+        .expect("run portcullis bench");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--tls"), "{stderr}");
 }
 
 #[test]
@@ -327,5 +306,102 @@ fn a_short_echo_is_reported_and_fails_the_run() {
         outcome.stderr.contains("closed by the server"),
         "{}",
         outcome.stderr
+    );
+}
+
+/// Runs `portcullis bench ARGS` with its open-file limit set to
+/// (`soft`, `hard`); returns its stderr.
+fn bench_with_fd_limit(args: &[&str], soft: u64, hard: u64) -> String {
+    use std::os::unix::process::CommandExt;
+    let mut command = Command::new(BIN);
+    // SAFETY: the closure runs in the child between fork and exec and calls
+    // only setrlimit, which is async-signal-safe.
+    unsafe {
+        command.pre_exec(move || {
+            let limit = libc::rlimit {
+                rlim_cur: soft as libc::rlim_t,
+                rlim_max: hard as libc::rlim_t,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let out = command
+        .arg("bench")
+        .args(args)
+        .output()
+        .expect("run portcullis bench");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn connections_raise_their_open_file_limit_or_say_exactly_how_many_fit() {
+    let (_server, addr, _pid) = server("echo", &[]);
+    let flags = [
+        "connections",
+        "--addr",
+        &addr,
+        "--count",
+        "150",
+        "--hold",
+        "0",
+    ];
+
+    // The soft limit below the hard one: raised, no ulimit needed.
+    let raised = bench_with_fd_limit(&flags, 100, 400);
+    assert!(
+        raised.contains("raised the open-file soft limit from 100 to the hard limit 400"),
+        "{raised}"
+    );
+    assert!(!raised.contains("processes of at most"), "{raised}");
+
+    // Stuck at the hard limit: how many fit in one process, and the split.
+    let stuck = bench_with_fd_limit(&flags, 100, 100);
+    assert!(stuck.contains("36 per process"), "{stuck}");
+    assert!(
+        stuck.contains("150 connections need 5 processes of at most 36"),
+        "{stuck}"
+    );
+
+    // Asking one process for more than it may hold is refused up front.
+    let refused = bench_with_fd_limit(&[&flags[..], &["--per-process", "150"]].concat(), 100, 100);
+    assert!(
+        refused.contains("may hold only 36 connections"),
+        "{refused}"
+    );
+}
+
+#[test]
+fn connections_warn_when_the_server_cannot_accept_them_all() {
+    let server =
+        Server::start_with_fd_limit(&["--service", "echo", "--listen", "127.0.0.1:0"], 100);
+    let (addr, pid) = (server.addr().to_string(), server.pid().to_string());
+    let stderr = bench_with_fd_limit(
+        &[
+            "connections",
+            "--addr",
+            &addr,
+            "--server-pid",
+            &pid,
+            "--count",
+            "50",
+            "--hold",
+            "0",
+            "--timeout",
+            "5",
+        ],
+        1024,
+        1024,
+    );
+    assert!(
+        stderr.contains("can accept about 36 connections by its open-file limit"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("about 14 of the 50 will be refused"),
+        "{stderr}"
     );
 }

@@ -82,3 +82,70 @@ fn processes_share_the_port_and_stop_together() {
         "server processes outlived the script"
     );
 }
+
+#[test]
+fn the_binary_is_found_under_cargo_target_dir_and_the_overrides_are_documented() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/run-per-core.sh");
+    let help = Command::new("bash")
+        .args([script, "--help"])
+        .output()
+        .expect("run-per-core.sh --help");
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("PORTCULLIS_BIN"), "{help}");
+    assert!(help.contains("CARGO_TARGET_DIR"), "{help}");
+
+    // A target directory elsewhere, as CARGO_TARGET_DIR names it, whose
+    // release/portcullis leaves a mark and runs the binary under test: the
+    // script must run that one, not target/ in the repository.
+    let target = std::env::temp_dir().join(format!("run-per-core-target-{}", std::process::id()));
+    std::fs::create_dir_all(target.join("release")).unwrap();
+    let mark = target.join("used");
+    let wrapper = target.join("release/portcullis");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\ntouch '{}'\nexec '{BIN}' \"$@\"\n",
+            mark.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let mut child = Command::new("bash")
+        .args([
+            script,
+            "1",
+            "--service",
+            "echo",
+            "--no-tls",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env_remove("PORTCULLIS_BIN")
+        .env("CARGO_TARGET_DIR", &target)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start run-per-core.sh");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let started = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|line| line.starts_with("run-per-core: 1 processes on "));
+    // SAFETY: kill takes plain integers; the pid is the script we spawned.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let _ = child.wait();
+    let used = mark.exists();
+    let _ = std::fs::remove_dir_all(&target);
+    assert!(started.is_some(), "the script did not start the server");
+    assert!(
+        used,
+        "the script did not run $CARGO_TARGET_DIR/release/portcullis"
+    );
+}

@@ -21,9 +21,12 @@ pub struct BenchArgs {
 #[derive(Debug, Subcommand, Clone)]
 pub enum Scenario {
     /// Round trips: clients send messages and verify every echoed byte
-    /// (against `serve --service echo`).
+    /// (against `serve --service echo`). `--mode` picks which CppServer
+    /// client to reproduce: cppserver-v1, cppserver-v2 (default) or
+    /// pingpong.
     Echo(EchoArgs),
-    /// Receive rate: clients count the bytes a `multicast` server streams.
+    /// Receive rate: clients count the bytes a `multicast` server streams
+    /// (CppServer's performance/tcp_multicast_client.cpp).
     Multicast(MulticastArgs),
     /// Many concurrent connections: open, check each with one echo, hold,
     /// and (with --server-pid) measure the server's memory per connection.
@@ -38,16 +41,34 @@ pub enum Scenario {
     UdpMulticast(super::udp_args::UdpMulticastArgs),
 }
 
-/// Where the server is and how to talk to it.
+/// Where the server is and how to talk to it, for scenarios that speak
+/// plaintext unless told otherwise.
 #[derive(Debug, Args, Clone)]
 pub struct TargetArgs {
-    /// Server address.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8443")]
-    pub addr: SocketAddr,
+    #[command(flatten)]
+    pub server: ServerArgs,
 
     /// Speak TLS (the project's own engine in client mode).
     #[arg(long)]
     pub tls: bool,
+}
+
+/// Where the server is, for scenarios that always speak TLS (`handshakes`):
+/// the same flags as [`TargetArgs`] without `--tls`, which would mean
+/// nothing there.
+#[derive(Debug, Args, Clone)]
+pub struct TlsTargetArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+/// What both kinds of target share: the address, the TLS details used when
+/// TLS is spoken, and the bench's own backend.
+#[derive(Debug, Args, Clone)]
+pub struct ServerArgs {
+    /// Server address.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8443")]
+    pub addr: SocketAddr,
 
     /// Server name sent as SNI and checked against the certificate.
     #[arg(long, value_name = "NAME", default_value = "localhost")]
@@ -76,6 +97,31 @@ pub struct TargetArgs {
     pub client_backend: Option<String>,
 }
 
+/// The two kinds of target, as [`crate::bench::target::Target`] reads them.
+pub trait TargetFlags {
+    fn server(&self) -> &ServerArgs;
+    /// Whether `--tls` was given (always false where there is no such flag).
+    fn tls_requested(&self) -> bool;
+}
+
+impl TargetFlags for TargetArgs {
+    fn server(&self) -> &ServerArgs {
+        &self.server
+    }
+    fn tls_requested(&self) -> bool {
+        self.tls
+    }
+}
+
+impl TargetFlags for TlsTargetArgs {
+    fn server(&self) -> &ServerArgs {
+        &self.server
+    }
+    fn tls_requested(&self) -> bool {
+        false
+    }
+}
+
 /// How to measure.
 #[derive(Debug, Args, Clone)]
 pub struct MeasureArgs {
@@ -92,13 +138,38 @@ pub struct MeasureArgs {
     pub server_pid: Vec<u32>,
 }
 
+/// What an echo client does, each named after the client it reproduces.
+/// CppServer's clients live in its `performance/` directory; its defaults
+/// (100 clients, 32-byte messages, 1,000 messages in flight, 10 seconds)
+/// are this bench's defaults too.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum EchoMode {
-    /// Each client keeps writing while fewer than --window bytes are
-    /// unacknowledged: CppServer's streaming client, with bounded buffers.
-    Stream,
-    /// One message in flight per client; reports latency percentiles.
+    /// CppServer's original round-trip client (performance/tcp_echo_client.cpp
+    /// and ssl_echo_client.cpp as of commit e0bdec8, March 2019): --messages
+    /// in total (default 1000000), split
+    /// across clients; each client writes one message per completed write,
+    /// never waits for echoes, and stops once its share has been echoed.
+    #[value(name = "cppserver-v1")]
+    CppserverV1,
+    /// Today's CppServer client (performance/tcp_echo_client.cpp and
+    /// ssl_echo_client.cpp since commit 9144c45, April 2019): --window
+    /// messages in flight per client, one new message per echoed message,
+    /// for --duration (default 10 s).
+    #[value(name = "cppserver-v2")]
+    CppserverV2,
+    /// One message in flight per client (no CppServer client does this);
+    /// reports round-trip percentiles.
     Pingpong,
+}
+
+impl EchoMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            EchoMode::CppserverV1 => "cppserver-v1",
+            EchoMode::CppserverV2 => "cppserver-v2",
+            EchoMode::Pingpong => "pingpong",
+        }
+    }
 }
 
 #[derive(Debug, Args, Clone)]
@@ -108,38 +179,48 @@ pub struct EchoArgs {
     #[command(flatten)]
     pub measure: MeasureArgs,
 
-    /// Concurrent clients.
+    /// Which client to reproduce. (The earlier `stream` mode, 8 KiB in
+    /// flight per client, matched neither CppServer client; it is
+    /// `cppserver-v2 --window 256` for 32-byte messages.)
+    #[arg(long, value_enum, default_value_t = EchoMode::CppserverV2)]
+    pub mode: EchoMode,
+
+    /// Concurrent clients (CppServer's -c).
     #[arg(long, value_name = "C", default_value_t = 100)]
     pub clients: usize,
 
-    /// Messages in total, split evenly across clients.
-    #[arg(long, value_name = "M", default_value_t = 1_000_000)]
-    pub messages: u64,
+    /// Messages in total, split evenly across clients; a client stops
+    /// sending once its share is sent and finishes once it is echoed.
+    /// Bounds the run when given. Default: 1000000 for cppserver-v1 (its
+    /// -m), unbounded for the other modes.
+    #[arg(long, value_name = "M")]
+    pub messages: Option<u64>,
 
-    /// Message size in bytes.
-    #[arg(long, value_name = "S", default_value_t = 32)]
-    pub size: usize,
-
-    /// Threads, each running its own reactor with a share of the clients.
-    #[arg(long, value_name = "T", default_value_t = 1)]
-    pub threads: usize,
-
-    #[arg(long, value_enum, default_value_t = EchoMode::Stream)]
-    pub mode: EchoMode,
-
-    /// Stream mode: most bytes a client may have sent and not yet received
-    /// back (rounded up to whole messages).
-    #[arg(long, value_name = "BYTES", default_value_t = 8192)]
-    pub window: usize,
-
-    /// Stop sending after this many seconds even if messages remain (the
-    /// ones in flight are still awaited): a time-bounded run.
+    /// Seconds to send for; what is in flight then is still awaited and
+    /// verified. Bounds the run when given. Default: 10 for cppserver-v2
+    /// and pingpong (CppServer's -z), unbounded for cppserver-v1. With
+    /// --messages too, whichever is reached first ends the run, and the
+    /// report says which.
     #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,
 
+    /// Message size in bytes (CppServer's -s).
+    #[arg(long, value_name = "S", default_value_t = 32)]
+    pub size: usize,
+
+    /// cppserver-v2: messages in flight per client (CppServer's -m).
+    #[arg(long, value_name = "M", default_value_t = 1000)]
+    pub window: usize,
+
+    /// Threads, each running its own reactor with a share of the clients
+    /// (CppServer's -t).
+    #[arg(long, value_name = "T", default_value_t = 1)]
+    pub threads: usize,
+
     /// Give up (and count unfinished clients as errors) after this long.
-    #[arg(long, value_name = "SECS", default_value_t = 120.0)]
-    pub timeout: f64,
+    /// Default: 120 s, or --duration plus 60 s when that is longer.
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<f64>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -223,7 +304,7 @@ pub enum HandshakePhases {
 #[derive(Debug, Args, Clone)]
 pub struct HandshakesArgs {
     #[command(flatten)]
-    pub target: TargetArgs,
+    pub target: TlsTargetArgs,
     #[command(flatten)]
     pub measure: MeasureArgs,
 

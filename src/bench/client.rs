@@ -102,6 +102,9 @@ pub struct Conn {
     pending: Vec<u8>,
     phase: Phase,
     eof: bool,
+    /// Write calls that moved bytes to the socket: how a scenario shows
+    /// how many messages shared one system call.
+    writes: u64,
 }
 
 impl Conn {
@@ -144,6 +147,7 @@ impl Conn {
             pending: Vec::new(),
             phase: Phase::Connecting,
             eof: false,
+            writes: 0,
         })
     }
 
@@ -155,9 +159,22 @@ impl Conn {
     /// Returns false when it wants nothing more (finished reading and has
     /// nothing to write): the owner should deregister and drop it.
     pub fn rearm(&self, selector: &mut dyn Selector, token: Token) -> io::Result<bool> {
+        self.rearm_for(selector, token, false)
+    }
+
+    /// [`Conn::rearm`], also asking for writability when the owner has more
+    /// to send once the socket takes it (a client that sends one message
+    /// per completed write).
+    pub fn rearm_for(
+        &self,
+        selector: &mut dyn Selector,
+        token: Token,
+        wants_to_send: bool,
+    ) -> io::Result<bool> {
+        let wants_write = self.pending_output() > 0 || (wants_to_send && self.is_open());
         let interest = match self.phase {
             Phase::Connecting => Some(Interest::WRITABLE),
-            _ => Interest::from_flags(!self.eof, self.pending_output() > 0),
+            _ => Interest::from_flags(!self.eof, wants_write),
         };
         match interest {
             Some(interest) => {
@@ -176,6 +193,11 @@ impl Conn {
 
     pub fn is_open(&self) -> bool {
         self.phase == Phase::Open
+    }
+
+    /// Write calls so far that moved bytes to the socket.
+    pub fn writes(&self) -> u64 {
+        self.writes
     }
 
     pub fn session(&self) -> Option<&TlsSession> {
@@ -286,7 +308,7 @@ impl Conn {
             Some(tls) => tls.send(bytes).map_err(Failure::Tls)?,
             None if self.pending.is_empty() && self.phase == Phase::Open => {
                 // The common case: straight from the caller's buffer.
-                let written = write_some(&mut self.stream, bytes)?;
+                let written = write_some(&mut self.stream, bytes, &mut self.writes)?;
                 self.pending.extend_from_slice(&bytes[written..]);
                 return Ok(());
             }
@@ -303,7 +325,7 @@ impl Conn {
         match &mut self.tls {
             Some(tls) => {
                 while tls.wants_write() {
-                    let n = write_some(&mut self.stream, tls.outgoing())?;
+                    let n = write_some(&mut self.stream, tls.outgoing(), &mut self.writes)?;
                     if n == 0 {
                         break;
                     }
@@ -311,7 +333,7 @@ impl Conn {
                 }
             }
             None => {
-                let n = write_some(&mut self.stream, &self.pending)?;
+                let n = write_some(&mut self.stream, &self.pending, &mut self.writes)?;
                 self.pending.drain(..n);
             }
         }
@@ -352,12 +374,16 @@ fn bind_address_no_port(socket: &Socket) -> io::Result<()> {
 }
 
 /// Writes as much of `bytes` as the socket takes now; 0 when it is full.
-fn write_some(stream: &mut TcpStream, bytes: &[u8]) -> Result<usize, Failure> {
+/// Counts each write call that moved bytes in `writes`.
+fn write_some(stream: &mut TcpStream, bytes: &[u8], writes: &mut u64) -> Result<usize, Failure> {
     let mut written = 0;
     while written < bytes.len() {
         match stream.write(&bytes[written..]) {
             Ok(0) => return Err(Failure::Io(io::ErrorKind::WriteZero.into())),
-            Ok(n) => written += n,
+            Ok(n) => {
+                written += n;
+                *writes += 1;
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(Failure::Io(e)),

@@ -38,15 +38,13 @@ use backends::{Event, Events, Selector, Token};
 use super::args::ConnectionsArgs;
 use super::client::{wait_into, Buffers, Conn, Failure};
 use super::cpu::{self, Snapshot};
-use super::echo::transport_line;
+use super::descriptors;
 use super::os;
 use super::pattern::Pattern;
 use super::report::{self, Report};
 use super::runner::{Counters, ProgressLine};
 use super::target::Target;
 
-/// Descriptors kept free in each process for the selector, stdio and pipes.
-const DESCRIPTOR_RESERVE: usize = 64;
 /// Highest useful number of source addresses (127.0.0.2 ..= 127.0.0.254).
 const MAX_SOURCES: usize = 253;
 /// How long to let the server settle before reading its memory.
@@ -89,13 +87,33 @@ fn plan(args: &ConnectionsArgs) -> Result<Plan, String> {
         return Err("--count, --size and --setup-concurrency must be at least 1".into());
     }
     let target = Target::from_args(&args.target, false)?;
+    // Children inherit the raised limit; only the parent tells the story.
+    let budget = descriptors::raise_soft_limit()
+        .map_err(|e| format!("cannot read the open-file limit (RLIMIT_NOFILE): {e}"))?;
     let per_process = match args.per_process {
         Some(0) => return Err("--per-process must be at least 1".into()),
+        Some(n) if n > budget.per_process() => return Err(budget.refusal(n)),
         Some(n) => n,
-        None => os::descriptor_limit()
-            .saturating_sub(DESCRIPTOR_RESERVE)
-            .max(1),
+        None => budget.per_process(),
     };
+    if args.child_share.is_none() {
+        eprintln!("portcullis bench connections: {}", budget.account());
+        let processes = args.count.div_ceil(per_process);
+        if processes > 1 {
+            eprintln!(
+                "portcullis bench connections: {} connections need {processes} processes of at \
+                 most {per_process}",
+                args.count
+            );
+        }
+        if let Some(room) = descriptors::server_room(&args.measure.server_pid) {
+            if let Some(warning) =
+                descriptors::server_warning(&args.measure.server_pid, room, args.count)
+            {
+                eprintln!("portcullis bench connections: warning: {warning}");
+            }
+        }
+    }
     // Use at most half of each address's ports: Linux's search for a free
     // port in connect() slows sharply as the range fills (measured here:
     // 19,000 connections from one address set up 5x slower than from two),
@@ -205,7 +223,7 @@ fn run_parent(plan: &Plan, server_pid: &[u32]) -> i32 {
     let setup_rate = report::rate(outcome.ok as f64, outcome.setup);
     let mut r = Report::new("connections");
     r.line("Server address", plan.target.addr);
-    r.line("Transport", transport_line(&plan.target));
+    r.line("Transport", plan.target.describe());
     r.line("Connections", plan.count);
     r.line("Processes", processes);
     r.line(

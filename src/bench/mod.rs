@@ -26,6 +26,7 @@ pub mod args;
 pub mod client;
 pub mod connections;
 pub mod cpu;
+pub mod descriptors;
 pub mod echo;
 pub mod handshakes;
 pub mod histogram;

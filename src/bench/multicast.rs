@@ -18,7 +18,6 @@ use backends::{Event, Events, Token};
 
 use super::args::MulticastArgs;
 use super::client::{wait_into, Buffers, Conn, Failure};
-use super::echo::transport_line;
 use super::report::{self, Report};
 use super::runner::{self, FinishGuard, Publisher, Shared};
 use super::target::Target;
@@ -79,7 +78,7 @@ pub fn run(args: &MulticastArgs) -> i32 {
 
     let mut r = Report::new("multicast");
     r.line("Server address", plan.target.addr);
-    r.line("Transport", transport_line(&plan.target));
+    r.line("Transport", plan.target.describe());
     r.line("Client backend", plan.target.backend);
     r.line("Working threads", plan.threads);
     r.line("Working clients", plan.clients);

@@ -1,6 +1,7 @@
 //! The few operating-system knobs a load generator needs: CPU pinning, the
-//! descriptor limit, the ephemeral port range, "is stderr a terminal", and a
-//! stop flag raised by SIGINT/SIGTERM.
+//! ephemeral port range, "is stderr a terminal", and a stop flag raised by
+//! SIGINT/SIGTERM. (The descriptor limit has a module of its own,
+//! [`super::descriptors`].)
 //!
 //! The one idea: **a benchmark must know the limits of the machine it runs
 //! on** — how many sockets one process may hold, how many source ports one
@@ -58,20 +59,6 @@ pub fn parse_cpu_list(text: &str) -> Result<Vec<usize>, String> {
         return Err("--pin: no CPU given".to_string());
     }
     Ok(cpus)
-}
-
-/// The soft limit on open descriptors (RLIMIT_NOFILE) of this process.
-pub fn descriptor_limit() -> usize {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `limit` is a valid out-pointer for getrlimit.
-    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
-    if rc != 0 || limit.rlim_cur == libc::RLIM_INFINITY {
-        return 1 << 20;
-    }
-    limit.rlim_cur as usize
 }
 
 /// How many ephemeral ports one source address has (Linux's
@@ -142,7 +129,6 @@ mod tests {
 
     #[test]
     fn limits_are_plausible() {
-        assert!(descriptor_limit() > 0);
         assert!(ephemeral_ports() > 0);
     }
 }

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 
 use backends::BackendKind;
 
-use super::args::TargetArgs;
+use super::args::TargetFlags;
 use super::client::Failure;
 use crate::tls::{dev_certs, ClientConfig, ClientSession, ClientTls, Pem, TlsSession, TlsVersion};
 
@@ -28,14 +28,15 @@ pub struct Target {
 impl Target {
     /// Builds the target from flags; `force_tls` for scenarios that only
     /// make sense over TLS (handshakes).
-    pub fn from_args(args: &TargetArgs, force_tls: bool) -> Result<Target, String> {
+    pub fn from_args(flags: &impl TargetFlags, force_tls: bool) -> Result<Target, String> {
+        let args = flags.server();
         let backend = match &args.client_backend {
             Some(name) => {
                 backends::parse_backend(name).map_err(|e| format!("--client-backend: {e}"))?
             }
             None => BackendKind::best(),
         };
-        let tls = if args.tls || force_tls {
+        let tls = if flags.tls_requested() || force_tls {
             let version = args.tls_version.as_deref().map(|v| match v {
                 "1.2" => TlsVersion::Tls12,
                 _ => TlsVersion::Tls13,
@@ -75,6 +76,14 @@ impl Target {
                 .map(Some)
                 .map_err(Failure::Tls),
             None => Ok(None),
+        }
+    }
+
+    /// How the report's "Transport" line describes it.
+    pub fn describe(&self) -> String {
+        match &self.tls {
+            Some(_) => format!("TLS (SNI {})", self.sni),
+            None => "plain".to_string(),
         }
     }
 

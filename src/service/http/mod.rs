@@ -148,16 +148,33 @@ impl Http {
             sessions: HashMap::new(),
         }
     }
+}
 
-    /// Starts HTTP/2 on a session: our SETTINGS go out at once.
-    fn open_http2(&self, session: &mut Session<'_>, event: Http2Event) -> Protocol {
-        self.http2
-            .counters
-            .record(event, session.now(), session.info().peer, "");
-        let mut connection = Box::new(Http2Connection::new());
-        connection.start(&self.http2.limits, session);
-        Protocol::Http2(connection)
+/// Starts HTTP/2 on a session: our SETTINGS go out at once.
+fn open_http2(http2: &Http2Options, session: &mut Session<'_>, event: Http2Event) -> Protocol {
+    http2
+        .counters
+        .record(event, session.now(), session.info().peer, "");
+    let mut connection = Box::new(Http2Connection::new());
+    connection.start(&http2.limits, session);
+    Protocol::Http2(connection)
+}
+
+/// The protocol of a session not decided at connect, from its first bytes:
+/// HTTP/2 when ALPN chose it or a plaintext session opens with the h2c
+/// preface, HTTP/1.1 otherwise; `None` while the bytes cannot tell yet.
+fn decide(http2: &Http2Options, session: &mut Session<'_>, data: &[u8]) -> Option<Protocol> {
+    if negotiated_h2(session.info()) {
+        return Some(open_http2(http2, session, Http2Event::ConnectionTls));
     }
+    if session.info().transport == Transport::Plain && http2.h2c {
+        return match preface::classify(data) {
+            Opening::NeedMore => None,
+            Opening::Http2 => Some(open_http2(http2, session, Http2Event::ConnectionCleartext)),
+            Opening::Http1 => Some(Protocol::Http1(SessionState::default())),
+        };
+    }
+    Some(Protocol::Http1(SessionState::default()))
 }
 
 /// Whether TLS chose HTTP/2 by ALPN.
@@ -168,7 +185,7 @@ fn negotiated_h2(info: &ConnectionInfo) -> bool {
 impl Service for Http {
     fn on_connect(&mut self, session: &mut Session<'_>) {
         let protocol = if negotiated_h2(session.info()) {
-            self.open_http2(session, Http2Event::ConnectionTls)
+            open_http2(&self.http2, session, Http2Event::ConnectionTls)
         } else if session.info().transport == Transport::Plain && self.http2.h2c {
             Protocol::Undecided
         } else {
@@ -178,30 +195,20 @@ impl Service for Http {
     }
 
     fn on_data(&mut self, session: &mut Session<'_>, data: &[u8]) -> usize {
+        // One lookup per call, and the session's state is served where it
+        // lies: this runs for every request, so nothing is moved out of the
+        // map and back.
         let protocol = self
             .sessions
-            .remove(&session.id())
-            .unwrap_or(Protocol::Undecided);
-        let mut protocol = match protocol {
-            Protocol::Undecided if negotiated_h2(session.info()) => {
-                self.open_http2(session, Http2Event::ConnectionTls)
+            .entry(session.id())
+            .or_insert(Protocol::Undecided);
+        if let Protocol::Undecided = protocol {
+            match decide(&self.http2, session, data) {
+                Some(decided) => *protocol = decided,
+                None => return 0,
             }
-            Protocol::Undecided
-                if session.info().transport == Transport::Plain && self.http2.h2c =>
-            {
-                match preface::classify(data) {
-                    Opening::NeedMore => {
-                        self.sessions.insert(session.id(), Protocol::Undecided);
-                        return 0;
-                    }
-                    Opening::Http2 => self.open_http2(session, Http2Event::ConnectionCleartext),
-                    Opening::Http1 => Protocol::Http1(SessionState::default()),
-                }
-            }
-            Protocol::Undecided => Protocol::Http1(SessionState::default()),
-            decided => decided,
-        };
-        let consumed = match &mut protocol {
+        }
+        match protocol {
             Protocol::Http1(state) => serve_http1(&self.rules, &self.limits, session, state, data),
             Protocol::Http2(connection) => {
                 let env = Env {
@@ -212,9 +219,7 @@ impl Service for Http {
                 connection.receive(&env, session, data)
             }
             Protocol::Undecided => 0,
-        };
-        self.sessions.insert(session.id(), protocol);
-        consumed
+        }
     }
 
     fn on_shutdown(&mut self, session: &mut Session<'_>) {
