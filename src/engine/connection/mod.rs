@@ -25,6 +25,7 @@
 //! are stated once, in `deadlines.rs`.
 
 mod deadlines;
+mod input;
 pub mod output;
 mod service_calls;
 mod stages;
@@ -44,6 +45,7 @@ use crate::connection_info::ConnectionInfo;
 use crate::service::SessionId;
 use crate::tls::TlsSession;
 pub use deadlines::Expiry;
+use input::Leftover;
 use output::OutputQueue;
 
 /// Where a connection is in its life.
@@ -116,7 +118,7 @@ pub struct Connection {
     tls: Option<Box<Tls>>,
     /// Bytes received but not consumed: the sniffed prefix, or plaintext
     /// the service left for later.
-    input: Vec<u8>,
+    input: Leftover,
     /// Plaintext waiting for the socket (TLS connections queue ciphertext
     /// inside their session instead).
     output: OutputQueue,
@@ -158,7 +160,7 @@ impl Connection {
             peer,
             stage: Stage::Sniffing,
             tls: None,
-            input: Vec::new(),
+            input: Leftover::default(),
             output: OutputQueue::default(),
             clock: Clock {
                 accepted_at: now,

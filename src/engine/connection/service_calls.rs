@@ -37,13 +37,11 @@ impl Connection {
                 self.input.extend_from_slice(&fresh[consumed..]);
             }
         } else {
-            let mut input = std::mem::take(&mut self.input);
+            let mut input = self.input.take();
             input.extend_from_slice(fresh);
             consumed = self.call_on_data(&input, cx);
             input.drain(..consumed);
-            if !input.is_empty() {
-                self.input = input;
-            }
+            self.input.set(input);
         }
         if self.input.is_empty() || self.closed.is_some() {
             return;

@@ -107,7 +107,7 @@ impl Connection {
                     Err(refusal) => {
                         let err = refusal.error();
                         log::info!("closing {}: TLS {} ({})", self.peer, err.reason(), err);
-                        self.input = Vec::new();
+                        self.input.clear();
                         // The alert waits in `transmit()` for the driver's
                         // last try before the close.
                         self.output
@@ -116,7 +116,7 @@ impl Connection {
                         return;
                     }
                 };
-                self.input = Vec::new();
+                self.input.clear();
                 self.tls = Some(Box::new(Tls {
                     session,
                     info: None,
