@@ -10,6 +10,8 @@
 use std::ops::Deref;
 
 /// Unconsumed input; empty means no allocation at all.
+// A `Vec` is three words even when empty; the box is the point here.
+#[allow(clippy::box_collection)]
 #[derive(Debug, Default)]
 pub struct Leftover(Option<Box<Vec<u8>>>);
 
