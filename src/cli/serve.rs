@@ -216,8 +216,25 @@ fn default_max_connections() -> usize {
         .max(1)
 }
 
+/// A server that holds connections wants every descriptor it may have, as
+/// nginx's `worker_rlimit_nofile` gives it: the soft limit is raised to the
+/// hard one (no privilege needed), so that a shell's usual 1,024 does not
+/// cap it. The bench client does the same, with the same function.
+fn raise_open_file_limit() {
+    match crate::bench::descriptors::raise_soft_limit() {
+        Ok(budget) if budget.found < budget.soft => log::info!(
+            "open-file limit raised from {} to {} (the hard limit)",
+            budget.found,
+            budget.soft
+        ),
+        Ok(_) => {}
+        Err(err) => log::warn!("cannot raise the open-file limit: {err}"),
+    }
+}
+
 /// Runs the server until SIGINT or SIGTERM; returns the process exit code.
 pub fn run(args: &ServeArgs) -> i32 {
+    raise_open_file_limit();
     let settings = match settings(args) {
         Ok(settings) => settings,
         Err(err) => {
@@ -262,8 +279,9 @@ pub fn run(args: &ServeArgs) -> i32 {
         for (addr, transports) in handle.addresses().iter().zip(&describe) {
             let _ = writeln!(
                 out,
-                "portcullis: listening on {addr} ({transports}; service {service}; backend {backend}; {workers} worker{})",
-                if workers == 1 { "" } else { "s" }
+                "portcullis: listening on {addr} ({transports}; service {service}; backend {backend}; {workers} worker{}; pid {})",
+                if workers == 1 { "" } else { "s" },
+                std::process::id()
             );
         }
         if let Some((description, _)) = &udp {
