@@ -4,6 +4,8 @@
 mod engine;
 mod hostile;
 mod memory;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+mod memory_sites;
 mod policies;
 mod profiles;
 mod reload;
