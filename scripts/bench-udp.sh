@@ -25,6 +25,11 @@
 # Writes DIR/udp.csv and DIR/udp.md with --out (default: a temporary
 # directory, table on stdout). Servers started here are stopped by PID on
 # exit; everything runs on 127.0.0.1, bounded in time.
+#
+# Environment:
+#   PORTCULLIS_BIN    the binary to run (default: the release build,
+#                     $CARGO_TARGET_DIR/release/portcullis, built when unset)
+#   CARGO_TARGET_DIR  where cargo builds (default: target/ in the repository)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -44,8 +49,8 @@ while [[ $# -gt 0 ]]; do
   shift
 done
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$here/target}
-(cd "$here" && cargo build --release --quiet)
-bin=$CARGO_TARGET_DIR/release/portcullis
+[[ -n ${PORTCULLIS_BIN:-} ]] || (cd "$here" && cargo build --release --quiet)
+bin=${PORTCULLIS_BIN:-$CARGO_TARGET_DIR/release/portcullis}
 work=$(mktemp -d)
 [[ -n $out ]] || out=$work
 mkdir -p "$out/logs"
