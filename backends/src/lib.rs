@@ -31,7 +31,8 @@
 //!
 //! * It can be implemented exactly, not approximately, on every mechanism:
 //!   `EPOLLONESHOT`, `EV_DISPATCH`, clearing a `pollfd`, and a flag in front of
-//!   mio. Edge-triggering cannot be emulated on `poll` without seeing every
+//!   mio. (The epoll backend uses such a flag too, in front of level-triggered
+//!   epoll, so that re-arming with an unchanged interest costs no system call.) Edge-triggering cannot be emulated on `poll` without seeing every
 //!   `read` return `EAGAIN`; level-triggering cannot be emulated on `mio`.
 //! * It matches how a connection state machine thinks: *handle the event,
 //!   decide what you want next (read? write? both? nothing because the peer is
