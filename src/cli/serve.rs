@@ -322,6 +322,12 @@ pub fn run(args: &ServeArgs) -> i32 {
     let stats = handle.shared().clone();
     let result = handle.join();
     log::info!("{}", stats.stats.summary());
+    for listener in &stats.listeners {
+        let refused = listener.refusal_summary();
+        if !refused.is_empty() {
+            log::info!("listener {} refused: {refused}", listener.local);
+        }
+    }
     if let Some(counters) = tls_counters {
         log::info!("{}", counters.summary());
     }

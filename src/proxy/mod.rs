@@ -42,8 +42,9 @@ pub const V2_SIGNATURE: [u8; 12] = *b"\r\n\r\n\0\r\nQUIT\n";
 pub enum Parsed {
     /// Not a whole header yet, and nothing wrong so far.
     NeedMore,
-    /// A whole, valid header of this many bytes.
-    Header(Header, usize),
+    /// A whole, valid header of this many bytes (boxed: a header with its
+    /// TLVs is large, and the other outcomes are small).
+    Header(Box<Header>, usize),
     /// Not a valid header; the error says why.
     Invalid(ProxyError),
 }

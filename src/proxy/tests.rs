@@ -44,7 +44,7 @@ fn parses_only_whole(bytes: &[u8], versions: Versions) -> (Header, usize) {
         );
     }
     match parse(bytes, versions) {
-        Parsed::Header(h, n) => (h, n),
+        Parsed::Header(h, n) => (*h, n),
         other => panic!("{other:?}"),
     }
 }

@@ -31,12 +31,12 @@ pub fn parse(bytes: &[u8]) -> Parsed {
     };
     match fields(line) {
         Ok((source, destination)) => Parsed::Header(
-            Header {
+            Box::new(Header {
                 version: 1,
                 source,
                 destination,
                 tlvs: Default::default(),
-            },
+            }),
             cr + 2,
         ),
         Err(err) => Parsed::Invalid(err),

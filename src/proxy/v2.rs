@@ -50,10 +50,10 @@ pub fn parse(bytes: &[u8]) -> Parsed {
         // LOCAL: the proxy speaks for itself (a health check). The length
         // is honoured; the block is not interpreted.
         return Parsed::Header(
-            Header {
+            Box::new(Header {
                 version: 2,
                 ..Header::default()
-            },
+            }),
             total,
         );
     }
@@ -112,12 +112,12 @@ pub fn parse(bytes: &[u8]) -> Parsed {
     let tlv_start = total - rest.len();
     match tlvs(rest, &bytes[..total], tlv_start) {
         Ok(tlvs) => Parsed::Header(
-            Header {
+            Box::new(Header {
                 version: 2,
                 source: addresses.0,
                 destination: addresses.1,
                 tlvs,
-            },
+            }),
             total,
         ),
         Err(err) => Parsed::Invalid(err),

@@ -50,7 +50,7 @@ impl Connection {
             Parsed::Header(header, length) => {
                 let mut rest = self.input.take();
                 rest.drain(..length);
-                self.edge.get_or_insert_with(Default::default).proxy = Some(Arc::new(header));
+                self.edge.get_or_insert_with(Default::default).proxy = Some(Arc::from(header));
                 let client = self.client_ip();
                 match policy.edge.admit_client(client, cx.now) {
                     Ok(counted) => self.client_counted = counted,
