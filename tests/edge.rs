@@ -227,8 +227,9 @@ fn the_accept_rate_refuses_beyond_the_burst_and_counts_instead_of_queueing() {
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no counter:\n{log}"));
-    // A burst of 20, plus one per 50 ms the loop took.
-    let earned = (elapsed.as_millis() / 50) as u64;
+    // A burst of 20, plus one per 50 ms the loop took (and two for the
+    // server's accepts trailing the client's connects).
+    let earned = (elapsed.as_millis() / 50) as u64 + 2;
     assert!(
         (80 - earned.min(80)..=80).contains(&refused),
         "{refused} refused in {elapsed:?}:\n{log}"

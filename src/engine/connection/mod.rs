@@ -477,7 +477,8 @@ impl Connection {
     /// log it, and tell the service if it had been admitted.
     pub fn finish(self, reason: CloseReason, cx: &mut Context<'_>) {
         cx.stats.count_closed(reason);
-        if reason.is_routine() {
+        // Refusals were logged where they were decided (once per burst).
+        if reason.is_routine() || reason.is_refusal() {
             log::debug!("closed {}: {}", self.peer, reason.label());
         } else {
             log::info!("closed {}: {}", self.peer, reason.label());
