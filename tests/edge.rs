@@ -424,3 +424,24 @@ fn hostile_proxy_headers_are_each_counted_and_nothing_else_is_disturbed() {
 fn line_of<'a>(report: &'a str, key: &str) -> &'a str {
     line(report, key)
 }
+
+#[test]
+fn a_bad_edge_key_stops_the_server_naming_the_file_the_key_and_the_problem() {
+    let path = config(
+        "bad-key",
+        "echo",
+        "127.0.0.1:0",
+        "access = [\"allow 10.0.0.0/8\", \"deny 10.0.0.1/8\"]",
+    );
+    let out = std::process::Command::new(common::BIN)
+        .args(["serve", "--config", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let expected = format!(
+        "{}: listeners[0].access: [1] `deny 10.0.0.1/8`: `10.0.0.1/8` has host bits set; did you mean 10.0.0.0/8?",
+        path.display()
+    );
+    assert!(err.contains(&expected), "{err}");
+}
