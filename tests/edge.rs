@@ -309,8 +309,50 @@ fn a_fast_sender_is_slowed_to_the_read_rate_and_no_byte_is_lost() {
     drop(server);
 }
 
+/// Re-runs the test `name` in a network namespace of its own, with only a
+/// loopback interface, when this machine allows it (root and `unshare`):
+/// returns true once it has run there. A scan's 100,000 connections then
+/// leave their TIME_WAIT entries in that namespace, not on the loopback
+/// other programs share. Elsewhere it returns false and the test runs here.
+fn ran_in_own_network_namespace(name: &str) -> bool {
+    use std::process::Command;
+    if std::env::var_os("PORTCULLIS_TEST_NETNS").is_some() {
+        return false; // already inside
+    }
+    let possible = Command::new("unshare")
+        .args(["--net", "true"])
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if !possible {
+        eprintln!("no network namespace here: the scan runs on this loopback");
+        return false;
+    }
+    let status = Command::new("unshare")
+        .args([
+            "--net",
+            "sh",
+            "-c",
+            "ip link set lo up && exec \"$0\" \"$@\"",
+        ])
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads", "1"])
+        .env("PORTCULLIS_TEST_NETNS", "1")
+        .status()
+        .expect("run the test in a network namespace");
+    assert!(
+        status.success(),
+        "{name} failed in its network namespace: {status}"
+    );
+    true
+}
+
 #[test]
 fn the_per_client_table_stays_flat_under_a_scan_from_100000_sources() {
+    if ran_in_own_network_namespace(
+        "the_per_client_table_stays_flat_under_a_scan_from_100000_sources",
+    ) {
+        return;
+    }
     let path = config(
         "scan",
         "echo",
@@ -333,9 +375,11 @@ fn the_per_client_table_stays_flat_under_a_scan_from_100000_sources() {
     eprintln!("server RSS after each 20,000 sources (KiB): {rss:?}");
     // Flat: after the table first fills, memory does not keep growing with
     // the number of sources.
+    // (A table keeping every source would be about 5 MB at 100,000 and
+    // half that at 40,000.)
     let growth = rss[4].saturating_sub(rss[1]);
     assert!(
-        growth < 4096,
+        growth < 1024,
         "RSS grew {growth} KiB from 40,000 to 100,000 sources: {rss:?}"
     );
     let mut last = connect_from("127.0.0.1", addr).unwrap();
