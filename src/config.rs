@@ -16,6 +16,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::engine::edge::access::parse_net;
+use crate::engine::edge::{parse_byte_rate, AcceptRate, AccessRules, EdgeSettings, ProxyMode};
 use crate::engine::ConnectionLimits;
 use crate::net::accept::AcceptedSocketOptions;
 use crate::tls::{DomainSpec, Profile};
@@ -71,6 +73,90 @@ pub struct ListenerConfig {
     /// For `[::]`: refuse IPv4 clients. Default: false (dual stack).
     #[serde(default)]
     pub ipv6_only: bool,
+    /// Access rules in order, nginx-style: `"deny 192.168.1.1"`,
+    /// `"allow 192.168.1.0/24"`, `"deny all"`. First match wins; default allow.
+    #[serde(default)]
+    pub access: Vec<String>,
+    /// Connections open at once on this listener (next to the global one).
+    pub max_connections: Option<usize>,
+    /// Connections open at once from one client address.
+    pub max_connections_per_client: Option<u32>,
+    /// New connections per client address: `"20/s"` or `"600/m"`.
+    pub accept_rate_per_client: Option<String>,
+    /// Per-connection read rate: `"100KiB/s"`; reading pauses, nothing drops.
+    pub read_rate_limit: Option<String>,
+    /// `"off"` (default), `"v1"`, `"v2"` or `"any"`.
+    pub proxy_protocol: Option<String>,
+    /// Peers (addresses or CIDRs) whose PROXY header is believed.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// Seconds a trusted proxy has to send its whole header. Default: 3.
+    pub proxy_header_secs: Option<f64>,
+}
+
+impl ListenerConfig {
+    /// The edge settings (access rules, limits, rates, PROXY protocol);
+    /// an error names the key (`listeners[i].KEY`) and the problem.
+    pub fn edge_settings(&self, index: usize) -> Result<EdgeSettings, (String, String)> {
+        let key = |name: &str| format!("listeners[{index}].{name}");
+        let mut edge = EdgeSettings {
+            access: AccessRules::parse(&self.access).map_err(|e| (key("access"), e))?,
+            ..EdgeSettings::default()
+        };
+        if self.max_connections == Some(0) {
+            return Err((key("max_connections"), "must be at least 1".into()));
+        }
+        edge.max_connections = self.max_connections;
+        if self.max_connections_per_client == Some(0) {
+            return Err((
+                key("max_connections_per_client"),
+                "must be at least 1".into(),
+            ));
+        }
+        edge.max_connections_per_client = self.max_connections_per_client;
+        if let Some(rate) = &self.accept_rate_per_client {
+            edge.accept_rate_per_client =
+                Some(AcceptRate::parse(rate).map_err(|e| (key("accept_rate_per_client"), e))?);
+        }
+        if let Some(rate) = &self.read_rate_limit {
+            edge.read_rate_limit =
+                Some(parse_byte_rate(rate).map_err(|e| (key("read_rate_limit"), e))?);
+        }
+        if let Some(mode) = &self.proxy_protocol {
+            edge.proxy = ProxyMode::parse(mode).map_err(|e| (key("proxy_protocol"), e))?;
+        }
+        for (i, entry) in self.trusted_proxies.iter().enumerate() {
+            let net = parse_net(entry).map_err(|e| (key(&format!("trusted_proxies[{i}]")), e))?;
+            edge.trusted_proxies.push(net);
+        }
+        if let Some(secs) = self.proxy_header_secs {
+            if !(secs.is_finite() && secs > 0.0 && secs < 1e9) {
+                return Err((
+                    key("proxy_header_secs"),
+                    format!("{secs} is not a positive number of seconds"),
+                ));
+            }
+            edge.proxy_header_timeout = Duration::from_secs_f64(secs);
+        }
+        match (edge.proxy, edge.trusted_proxies.is_empty()) {
+            (ProxyMode::Off, false) => Err((
+                key("trusted_proxies"),
+                "set, but proxy_protocol is off: no header would be read".into(),
+            )),
+            (ProxyMode::Off, true) if self.proxy_header_secs.is_some() => Err((
+                key("proxy_header_secs"),
+                "set, but proxy_protocol is off".into(),
+            )),
+            (mode, true) if mode != ProxyMode::Off => Err((
+                key("trusted_proxies"),
+                format!(
+                    "empty, but proxy_protocol is \"{}\": no proxy would be believed",
+                    self.proxy_protocol.as_deref().unwrap_or("")
+                ),
+            )),
+            _ => Ok(edge),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -248,6 +334,9 @@ impl Config {
                     &format!("listeners[{i}]"),
                     "neither plaintext nor TLS is allowed: nothing could connect".into(),
                 );
+            }
+            if let Err((key, problem)) = listener.edge_settings(i) {
+                return fail(&key, problem);
             }
         }
         for (key, value) in [
@@ -448,6 +537,70 @@ mod tests {
                 err.starts_with("test.toml: tls.ticket_rotation_secs: "),
                 "{err}"
             );
+        }
+    }
+
+    #[test]
+    fn listener_edge_keys_parse_and_bad_values_name_file_key_and_problem() {
+        let config = parse(
+            "[[listeners]]\naddress = \"127.0.0.1:0\"\ntls = false\n\
+             access = [\"deny 192.168.1.1\", \"allow 192.168.1.0/24\", \"deny all\"]\n\
+             max_connections = 5\nmax_connections_per_client = 2\n\
+             accept_rate_per_client = \"20/s\"\nread_rate_limit = \"100KiB/s\"\n\
+             proxy_protocol = \"v2\"\ntrusted_proxies = [\"10.0.0.0/8\"]\nproxy_header_secs = 1.5\n",
+        )
+        .unwrap();
+        let edge = config.listeners[0].edge_settings(0).unwrap();
+        assert_eq!(edge.access.len(), 3);
+        assert_eq!(edge.max_connections, Some(5));
+        assert_eq!(edge.read_rate_limit, Some(102_400));
+        assert_eq!(edge.proxy, ProxyMode::V2);
+        assert_eq!(edge.proxy_header_timeout, Duration::from_millis(1500));
+        let listener = "[[listeners]]\naddress = \"127.0.0.1:0\"\ntls = false\n";
+        for (keys, expected) in [
+            (
+                "access = [\"permit all\"]",
+                "test.toml: listeners[0].access: [0] `permit all`: `permit` is not",
+            ),
+            (
+                "max_connections = 0",
+                "test.toml: listeners[0].max_connections: must be at least 1",
+            ),
+            (
+                "max_connections_per_client = 0",
+                "test.toml: listeners[0].max_connections_per_client: must be",
+            ),
+            (
+                "accept_rate_per_client = \"20/h\"",
+                "test.toml: listeners[0].accept_rate_per_client: `20/h` is not a rate",
+            ),
+            (
+                "read_rate_limit = \"fast\"",
+                "test.toml: listeners[0].read_rate_limit: `fast` is not a byte rate",
+            ),
+            (
+                "proxy_protocol = \"v3\"",
+                "test.toml: listeners[0].proxy_protocol: `v3` is not",
+            ),
+            (
+                "proxy_protocol = \"v1\"",
+                "test.toml: listeners[0].trusted_proxies: empty, but proxy_protocol is \"v1\"",
+            ),
+            (
+                "trusted_proxies = [\"10.0.0.0/8\"]",
+                "test.toml: listeners[0].trusted_proxies: set, but proxy_protocol is off",
+            ),
+            (
+                "proxy_protocol = \"any\"\ntrusted_proxies = [\"10.0.0.1/8\"]",
+                "test.toml: listeners[0].trusted_proxies[0]: `10.0.0.1/8` has host bits set",
+            ),
+            (
+                "proxy_protocol = \"any\"\ntrusted_proxies = [\"::1\"]\nproxy_header_secs = 0",
+                "test.toml: listeners[0].proxy_header_secs: 0 is not",
+            ),
+        ] {
+            let err = parse(&format!("{listener}{keys}\n")).unwrap_err();
+            assert!(err.starts_with(expected), "{keys}: {err}");
         }
     }
 

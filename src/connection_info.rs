@@ -40,7 +40,13 @@ impl fmt::Display for Transport {
 /// The facts a service may rely on.
 #[derive(Clone, Debug)]
 pub struct ConnectionInfo {
+    /// The TCP peer: the client itself, or the proxy in front of it.
     pub peer: SocketAddr,
+    /// The real client: the source a trusted proxy's PROXY header named,
+    /// otherwise the TCP peer.
+    pub client: SocketAddr,
+    /// The PROXY header a trusted proxy sent (with its TLVs), if any.
+    pub proxy: Option<Arc<crate::proxy::Header>>,
     pub local: SocketAddr,
     pub transport: Transport,
     /// The server name the client sent in its ClientHello, if any.
@@ -65,6 +71,8 @@ impl ConnectionInfo {
     pub fn plain(peer: SocketAddr, local: SocketAddr, backend: &'static str) -> ConnectionInfo {
         ConnectionInfo {
             peer,
+            client: peer,
+            proxy: None,
             local,
             transport: Transport::Plain,
             sni: None,

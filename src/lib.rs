@@ -18,6 +18,7 @@ pub mod connection_info;
 pub mod domains;
 pub mod engine;
 pub mod net;
+pub mod proxy;
 pub mod server;
 pub mod service;
 pub mod timers;

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use backends::BackendKind;
 
+use crate::engine::edge::EdgeSettings;
 use crate::engine::{ConnectionLimits, ListenerSetup, Shared, Worker, WorkerSetup};
 use crate::net::accept::AcceptedSocketOptions;
 use crate::net::listener::{self, ListenerOptions};
@@ -34,6 +35,8 @@ pub struct ListenerSettings {
     pub allow_plaintext: bool,
     /// Serve TLS on this port (needs a gate).
     pub tls: bool,
+    /// Access rules, limits, rates and the PROXY protocol.
+    pub edge: EdgeSettings,
 }
 
 /// Everything needed to start a server.
@@ -68,6 +71,7 @@ impl ServerSettings {
                 options: ListenerOptions::new(addr),
                 allow_plaintext: true,
                 tls: false,
+                edge: EdgeSettings::default(),
             }],
             backend: BackendKind::best(),
             workers: 1,
@@ -198,7 +202,16 @@ pub fn start(settings: ServerSettings) -> io::Result<ServerHandle> {
     };
     let mut udp_per_worker = udp_per_worker.drain(..);
 
-    let shared = Arc::new(Shared::new(settings.max_connections));
+    let edges: Vec<Arc<crate::engine::EdgePolicy>> = settings
+        .listeners
+        .iter()
+        .zip(&addresses)
+        .map(|(spec, local)| Arc::new(spec.edge.build(*local, settings.max_connections)))
+        .collect();
+    let shared = Arc::new(Shared::with_listeners(
+        settings.max_connections,
+        edges.iter().map(|edge| edge.limits.clone()).collect(),
+    ));
     let mut selectors = Vec::with_capacity(workers);
     for _ in 0..workers {
         selectors.push(settings.backend.open()?);
@@ -212,9 +225,10 @@ pub fn start(settings: ServerSettings) -> io::Result<ServerHandle> {
     for (id, (selector, sockets)) in selectors.into_iter().zip(per_worker).enumerate() {
         let listeners = sockets
             .into_iter()
-            .zip(&settings.listeners)
-            .map(|(listener, spec)| ListenerSetup {
+            .zip(settings.listeners.iter().zip(&edges))
+            .map(|(listener, (spec, edge))| ListenerSetup {
                 listener,
+                edge: edge.clone(),
                 allow_plaintext: spec.allow_plaintext || !spec.tls,
                 tls: if spec.tls {
                     settings.gate.clone()

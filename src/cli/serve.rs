@@ -86,7 +86,14 @@ pub fn settings(args: &ServeArgs) -> Result<ServerSettings, ConfigError> {
         limits.plaintext_after = Some(crate::config::DEFAULT_PLAINTEXT_AFTER);
     }
     let listeners = if tcp_wanted {
-        listener_settings(args, &config, gate.is_some(), workers, speaks_first)?
+        listener_settings(
+            args,
+            &config,
+            gate.is_some(),
+            workers,
+            speaks_first,
+            &origin,
+        )?
     } else {
         Vec::new()
     };
@@ -130,6 +137,7 @@ fn listener_settings(
     tls_available: bool,
     workers: usize,
     speaks_first: bool,
+    origin: &str,
 ) -> Result<Vec<ListenerSettings>, ConfigError> {
     if args.tls_only && !tls_available {
         return Err(ConfigError(
@@ -144,6 +152,7 @@ fn listener_settings(
             options,
             allow_plaintext: !args.tls_only,
             tls: tls_available,
+            edge: Default::default(),
         }
     };
     if !args.listen.is_empty() {
@@ -153,10 +162,11 @@ fn listener_settings(
         let addr = DEFAULT_LISTEN.parse().expect("the default address parses");
         return Ok(vec![from_flags(addr)]);
     }
-    Ok(config
+    config
         .listeners
         .iter()
-        .map(|l| {
+        .enumerate()
+        .map(|(i, l)| {
             let mut options = ListenerOptions::new(l.address);
             options.backlog = l.backlog.unwrap_or(options.backlog);
             options.reuse_port = l.reuse_port.unwrap_or(workers > 1) || args.reuse_port;
@@ -166,13 +176,18 @@ fn listener_settings(
                 .unwrap_or(!speaks_first)
                 .then_some(DEFER_ACCEPT_SECS);
             let tls = tls_available && l.tls.unwrap_or(true);
-            ListenerSettings {
+            // Checked when the file was loaded; the error is kept anyway.
+            let edge = l
+                .edge_settings(i)
+                .map_err(|(key, problem)| ConfigError(format!("{origin}: {key}: {problem}")))?;
+            Ok(ListenerSettings {
                 options,
                 allow_plaintext: (l.plaintext && !args.tls_only) || !tls,
                 tls,
-            }
+                edge,
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// How long the kernel holds a silent connection before waking `accept`.
@@ -307,6 +322,12 @@ pub fn run(args: &ServeArgs) -> i32 {
     let stats = handle.shared().clone();
     let result = handle.join();
     log::info!("{}", stats.stats.summary());
+    for listener in &stats.listeners {
+        let refused = listener.refusal_summary();
+        if !refused.is_empty() {
+            log::info!("listener {} refused: {refused}", listener.local);
+        }
+    }
     if let Some(counters) = tls_counters {
         log::info!("{}", counters.summary());
     }

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::buffers::Workspace;
+use super::edge::EdgePolicy;
 use super::limits::ConnectionLimits;
 use super::stats::Stats;
 use crate::service::Service;
@@ -28,6 +29,9 @@ pub struct ListenerPolicy {
     pub allow_plaintext: bool,
     /// The TLS gate; `None` serves plaintext only, with no sniffing.
     pub tls: Option<Arc<TlsGate>>,
+    /// Access rules, limits and the PROXY protocol (shared by every
+    /// worker's socket for this listener).
+    pub edge: Arc<EdgePolicy>,
 }
 
 /// The worker's share of a connection call. See the module documentation.

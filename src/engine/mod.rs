@@ -30,10 +30,12 @@
 //! |---|---|
 //! | `connection/mod.rs` | the connection's state and the driver-facing API |
 //! | `connection/stages.rs` | the pipeline: sniff → TLS → service |
+//! | `connection/proxy_stage.rs` | the PROXY header in front of it, and the checks on the real client |
 //! | `connection/deadlines.rs` | every time limit, stated once |
 //! | `connection/output.rs` | the output queue: partial writes without memmove |
 //! | `context.rs` | what a driver lends a connection per call (time is an argument) |
 //! | `limits.rs` | the byte and time bounds |
+//! | `edge/` | access rules, per-listener and per-client limits, rates, PROXY policy |
 //! | `buffers.rs` | the per-worker buffer pool and scratch space |
 //! | `worker.rs` | a worker's state apart from its sockets; admission |
 //! | `readiness/` | the readiness driver: loop, accepting, socket I/O, UDP sockets, tokens |
@@ -43,6 +45,7 @@
 pub mod buffers;
 pub mod connection;
 pub mod context;
+pub mod edge;
 pub mod hub;
 pub mod limits;
 pub mod readiness;
@@ -51,7 +54,8 @@ pub mod worker;
 
 pub use connection::{Connection, Next, Stage};
 pub use context::{Context, ListenerPolicy};
+pub use edge::{EdgePolicy, ListenerLimits};
 pub use limits::ConnectionLimits;
 pub use readiness::Worker;
 pub use stats::{CloseReason, Stats};
-pub use worker::{Env, ListenerSetup, Shared, WorkerSetup};
+pub use worker::{Admitted, Env, ListenerSetup, Shared, WorkerSetup};

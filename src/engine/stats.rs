@@ -49,10 +49,27 @@ pub enum CloseReason {
     MaxConnections,
     /// Accepted and closed at once: the process ran out of descriptors.
     OutOfDescriptors,
+    /// Closed before any byte was read: an access rule denies the client.
+    AccessDenied,
+    /// Accepted and closed at once: the listener's `max_connections`.
+    ListenerMaxConnections,
+    /// Closed at once: the client holds `max_connections_per_client`.
+    ClientMaxConnections,
+    /// Closed at once: the client connects faster than
+    /// `accept_rate_per_client`.
+    ClientAcceptRate,
+    /// A PROXY header from a peer not in `trusted_proxies`: never believed.
+    ProxyUntrusted,
+    /// A trusted proxy sent no valid PROXY header (bad signature, version,
+    /// command, family or length, or too long a v1 line); the log says which.
+    ProxyInvalid,
+    /// A trusted proxy's PROXY header did not arrive whole in
+    /// `proxy_header_secs`.
+    ProxyTimeout,
 }
 
 impl CloseReason {
-    pub const ALL: [CloseReason; 16] = [
+    pub const ALL: [CloseReason; 23] = [
         CloseReason::PeerClosed,
         CloseReason::ServiceClosed,
         CloseReason::Shutdown,
@@ -69,6 +86,13 @@ impl CloseReason {
         CloseReason::TlsError,
         CloseReason::MaxConnections,
         CloseReason::OutOfDescriptors,
+        CloseReason::AccessDenied,
+        CloseReason::ListenerMaxConnections,
+        CloseReason::ClientMaxConnections,
+        CloseReason::ClientAcceptRate,
+        CloseReason::ProxyUntrusted,
+        CloseReason::ProxyInvalid,
+        CloseReason::ProxyTimeout,
     ];
 
     pub fn label(self) -> &'static str {
@@ -89,7 +113,28 @@ impl CloseReason {
             CloseReason::TlsError => "tls_error",
             CloseReason::MaxConnections => "max_connections",
             CloseReason::OutOfDescriptors => "out_of_descriptors",
+            CloseReason::AccessDenied => "access_denied",
+            CloseReason::ListenerMaxConnections => "listener_max_connections",
+            CloseReason::ClientMaxConnections => "client_max_connections",
+            CloseReason::ClientAcceptRate => "client_accept_rate",
+            CloseReason::ProxyUntrusted => "proxy_untrusted",
+            CloseReason::ProxyInvalid => "proxy_invalid",
+            CloseReason::ProxyTimeout => "proxy_timeout",
         }
+    }
+
+    /// Whether this is a refusal by the edge policy (access rules, limits,
+    /// PROXY protocol), which is logged once per burst rather than per
+    /// connection.
+    pub fn is_refusal(self) -> bool {
+        matches!(
+            self,
+            CloseReason::AccessDenied
+                | CloseReason::ListenerMaxConnections
+                | CloseReason::ClientMaxConnections
+                | CloseReason::ClientAcceptRate
+                | CloseReason::MaxConnections
+        )
     }
 
     /// Whether this ending is routine (not worth a log line above debug).
@@ -103,7 +148,7 @@ impl CloseReason {
         )
     }
 
-    fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         Self::ALL.iter().position(|r| *r == self).unwrap_or(0)
     }
 }

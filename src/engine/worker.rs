@@ -9,13 +9,14 @@
 //! changes with the I/O model** — connections, services, limits and
 //! admission are the same objects under every driver.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::buffers::Workspace;
 use super::context::{Context, ListenerPolicy};
+use super::edge::{EdgePolicy, ListenerLimits};
 use super::hub::Hub;
 use super::limits::ConnectionLimits;
 use super::stats::{CloseReason, Stats};
@@ -31,16 +32,24 @@ pub struct Shared {
     pub stats: Stats,
     /// Set once every worker's waker is known (only with several workers).
     pub hub: OnceLock<Hub>,
+    /// Each listener's shared counts and limits, in listener order (its
+    /// `max_connections` is an atomic, to be changed while running).
+    pub listeners: Vec<Arc<ListenerLimits>>,
 }
 
 impl Shared {
     pub fn new(max_connections: usize) -> Shared {
+        Shared::with_listeners(max_connections, Vec::new())
+    }
+
+    pub fn with_listeners(max_connections: usize, listeners: Vec<Arc<ListenerLimits>>) -> Shared {
         Shared {
             stop: AtomicBool::new(false),
             open_connections: AtomicUsize::new(0),
             max_connections,
             stats: Stats::default(),
             hub: OnceLock::new(),
+            listeners,
         }
     }
 }
@@ -52,6 +61,20 @@ pub struct ListenerSetup {
     pub allow_plaintext: bool,
     /// The TLS gate; `None` serves plaintext only (no sniffing).
     pub tls: Option<Arc<TlsGate>>,
+    /// The listener's edge policy, shared by every worker.
+    pub edge: Arc<EdgePolicy>,
+}
+
+/// What [`Env::admit`] counted for a connection, to be given back to
+/// [`Env::release`] when it closes: its listener and, when the per-client
+/// table counted it, the client. A connection reports its own with
+/// [`Connection::admitted`](super::Connection::admitted), which also covers
+/// a client counted later, after its PROXY header.
+#[must_use = "an admitted connection must be released"]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Admitted {
+    pub listener: usize,
+    pub client: Option<IpAddr>,
 }
 
 /// Everything a worker needs besides its I/O mechanism.
@@ -129,11 +152,28 @@ impl Env {
         id
     }
 
-    /// Whether a connection from `peer` may be served: the server is not
-    /// shutting down and the connection limit has room. On `Ok` the
-    /// connection is counted as open; call [`release`](Self::release) when
-    /// it closes.
-    pub fn admit(&mut self, peer: SocketAddr) -> Result<(), CloseReason> {
+    /// Whether a connection from `peer` on `listener` may be served, decided
+    /// at accept before any byte is read: the server is not shutting down,
+    /// the access rules allow the peer, and the global, listener and
+    /// per-client limits have room (in that order). When the listener
+    /// expects a PROXY header from this peer, the rules and per-client
+    /// limits wait for the real client (the core applies them after the
+    /// header). On `Ok` the connection is counted as open; give the
+    /// [`Admitted`] back to [`release`](Self::release) when it closes.
+    pub fn admit(
+        &mut self,
+        listener: usize,
+        peer: SocketAddr,
+        now: Instant,
+    ) -> Result<Admitted, CloseReason> {
+        let edge = self.policies[listener].edge.clone();
+        let client = edge.client_at_accept(peer);
+        if let Some(ip) = client {
+            if !edge.access.allows(ip) {
+                edge.limits.refused(CloseReason::AccessDenied, ip, now);
+                return Err(CloseReason::AccessDenied);
+            }
+        }
         let shared = &self.shared;
         let previous = shared.open_connections.fetch_add(1, Ordering::AcqRel);
         if previous >= shared.max_connections || self.shutdown_by.is_some() {
@@ -144,8 +184,29 @@ impl Env {
             );
             return Err(CloseReason::MaxConnections);
         }
+        if !edge.limits.try_open() {
+            shared.open_connections.fetch_sub(1, Ordering::AcqRel);
+            edge.limits
+                .refused(CloseReason::ListenerMaxConnections, peer.ip(), now);
+            return Err(CloseReason::ListenerMaxConnections);
+        }
+        let mut counted = None;
+        if let Some(ip) = client {
+            match edge.limits.admit_client(ip, now) {
+                Ok(()) => counted = edge.limits.tracks_clients().then_some(ip),
+                Err(reason) => {
+                    edge.limits.close();
+                    shared.open_connections.fetch_sub(1, Ordering::AcqRel);
+                    edge.limits.refused(reason, ip, now);
+                    return Err(reason);
+                }
+            }
+        }
         self.served += 1;
-        Ok(())
+        Ok(Admitted {
+            listener,
+            client: counted,
+        })
     }
 
     /// The worker is done: one line saying how much it served, so that an
@@ -154,9 +215,15 @@ impl Env {
         log::info!("worker {}: served {} connections", self.id, self.served);
     }
 
-    /// A connection counted by [`admit`](Self::admit) has closed.
-    pub fn release(&self) {
+    /// A connection counted by [`admit`](Self::admit) has closed (or was
+    /// never served): give back what was counted for it.
+    pub fn release(&self, admitted: Admitted, now: Instant) {
         self.shared.open_connections.fetch_sub(1, Ordering::AcqRel);
+        let edge = &self.policies[admitted.listener].edge;
+        edge.limits.close();
+        if let Some(ip) = admitted.client {
+            edge.release_client(ip, now);
+        }
     }
 
     pub fn stop_requested(&self) -> bool {

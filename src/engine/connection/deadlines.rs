@@ -2,6 +2,8 @@
 //!
 //! | rule | measured from | applies while | on expiry |
 //! |---|---|---|---|
+//! | PROXY header | accept | waiting for a trusted proxy's header | close: `proxy_timeout` |
+//! | read rate | the read that emptied the bucket | `read_rate_limit` paused reading | resume reading |
 //! | plaintext grace | accept | sniffing, nothing received, listener allows plaintext and `plaintext_after` is set | admit as plaintext (the client waits to be spoken to) |
 //! | handshake | accept | not yet admitted (sniffing or TLS handshake) | close: `handshake_timeout` |
 //! | idle | the last byte received or written | admitted | close: `idle_timeout` |
@@ -28,6 +30,8 @@ use crate::engine::stats::CloseReason;
 /// Which rule a deadline belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Expiry {
+    ProxyHeader,
+    ResumeReading,
     AdmitAsPlaintext,
     Handshake,
     Idle,
@@ -41,6 +45,9 @@ impl Expiry {
     /// admits instead of closing).
     pub fn reason(self) -> CloseReason {
         match self {
+            Expiry::ProxyHeader => CloseReason::ProxyTimeout,
+            // Not a close: reading resumes (listed for completeness).
+            Expiry::ResumeReading => CloseReason::PeerClosed,
             Expiry::AdmitAsPlaintext | Expiry::Handshake => CloseReason::HandshakeTimeout,
             Expiry::Idle => CloseReason::IdleTimeout,
             Expiry::WriteStall => CloseReason::WriteTimeout,
@@ -70,7 +77,21 @@ pub(super) fn next(conn: &Connection, cx: &Context<'_>) -> Option<(Instant, Expi
         consider(clock.output_since + limits.linger_timeout, Expiry::Linger);
         return earliest;
     }
+    if let Some(at) = conn.read_rate().and_then(|bucket| bucket.resume_at()) {
+        consider(at, Expiry::ResumeReading);
+    }
     match conn.stage {
+        Stage::ProxyHeader => {
+            let edge = &cx.listeners[usize::from(conn.listener)].edge;
+            consider(
+                clock.accepted_at + edge.proxy_header_timeout,
+                Expiry::ProxyHeader,
+            );
+            consider(
+                clock.accepted_at + limits.handshake_timeout,
+                Expiry::Handshake,
+            );
+        }
         Stage::Sniffing | Stage::Handshaking => {
             let waiting_to_be_spoken_to = conn.stage == Stage::Sniffing
                 && conn.input.is_empty()

@@ -27,20 +27,24 @@
 mod deadlines;
 mod input;
 pub mod output;
+mod proxy_stage;
 mod service_calls;
 mod stages;
 
 #[cfg(test)]
 mod tests;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Instant;
 
 use backends::Interest;
 
 use super::context::Context;
+use super::edge::rate::ReadBucket;
 use super::limits::ConnectionLimits;
 use super::stats::CloseReason;
+use super::worker::Admitted;
 use crate::connection_info::ConnectionInfo;
 use crate::service::SessionId;
 use crate::tls::TlsSession;
@@ -52,11 +56,14 @@ use output::OutputQueue;
 ///
 /// ```text
 ///   accepted ──► Sniffing ──(first bytes: TLS record)──► Handshaking ──► Open
-///                   │                                                    ▲
-///                   └──────────(anything else, if allowed)───────────────┘
+///      │            ▲  │                                                 ▲
+///      │            │  └──────────(anything else, if allowed)────────────┘
+///      └► ProxyHeader (from a trusted proxy, when the listener enables it)
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stage {
+    /// Waiting for a trusted proxy's whole PROXY header.
+    ProxyHeader,
     /// Waiting for the first bytes that say plaintext or TLS.
     Sniffing,
     /// TLS handshake in progress.
@@ -140,6 +147,21 @@ pub struct Connection {
     waiting_for_peer: bool,
     /// The driver holds reading off (a broadcast inbox is full).
     read_paused: bool,
+    /// The per-client table counts this connection's client (the TCP peer,
+    /// or the PROXY header's source): release it at the close.
+    client_counted: bool,
+    /// What the edge policy keeps for this connection, boxed so that a
+    /// connection with neither costs one word.
+    edge: Option<Box<EdgeState>>,
+}
+
+/// A connection's PROXY header and read-rate bucket, when it has either.
+#[derive(Debug, Default)]
+struct EdgeState {
+    /// The PROXY header a trusted proxy sent, once whole and valid.
+    proxy: Option<Arc<crate::proxy::Header>>,
+    /// `read_rate_limit`'s bucket, on listeners that set one.
+    read_rate: Option<ReadBucket>,
 }
 
 impl Connection {
@@ -154,11 +176,16 @@ impl Connection {
         cx: &mut Context<'_>,
     ) -> Connection {
         let now = cx.now;
+        let edge = &cx.listeners[listener].edge;
+        let client_at_accept = edge.client_at_accept(peer);
         let mut conn = Connection {
             id,
             listener: u16::try_from(listener).expect("a worker has at most 65,536 listeners"),
             peer,
-            stage: Stage::Sniffing,
+            stage: match client_at_accept {
+                Some(_) => Stage::Sniffing,
+                None => Stage::ProxyHeader,
+            },
             tls: None,
             input: Leftover::default(),
             output: OutputQueue::default(),
@@ -175,11 +202,60 @@ impl Connection {
             input_waiting: false,
             waiting_for_peer: false,
             read_paused: false,
+            client_counted: client_at_accept.is_some() && edge.limits.tracks_clients(),
+            edge: edge.read_rate.map(|rate| {
+                Box::new(EdgeState {
+                    proxy: None,
+                    read_rate: Some(ReadBucket::new(rate, now)),
+                })
+            }),
         };
-        if cx.listeners[listener].tls.is_none() {
+        // On a plaintext-only listener there is nothing to sniff, unless a
+        // PROXY header is expected, or must be refused from an untrusted peer.
+        if cx.listeners[listener].tls.is_none() && !edge.proxy_enabled() {
             conn.open_plaintext(cx);
         }
         conn
+    }
+
+    /// What [`Env::admit`](crate::engine::Env::admit) and the PROXY stage
+    /// counted for this connection, for [`Env::release`](crate::engine::Env::release).
+    pub fn admitted(&self) -> Admitted {
+        Admitted {
+            listener: usize::from(self.listener),
+            client: self.client_counted.then(|| self.client_ip()),
+        }
+    }
+
+    /// The real client: the PROXY header's source when a trusted proxy
+    /// sent one, otherwise the TCP peer.
+    pub fn client(&self) -> SocketAddr {
+        self.proxy().and_then(|h| h.source).unwrap_or(self.peer)
+    }
+
+    /// The PROXY header a trusted proxy sent, if any.
+    pub fn proxy(&self) -> Option<&Arc<crate::proxy::Header>> {
+        self.edge.as_ref().and_then(|e| e.proxy.as_ref())
+    }
+
+    fn read_rate(&self) -> Option<&ReadBucket> {
+        self.edge.as_ref().and_then(|e| e.read_rate.as_ref())
+    }
+
+    fn read_rate_mut(&mut self) -> Option<&mut ReadBucket> {
+        self.edge.as_mut().and_then(|e| e.read_rate.as_mut())
+    }
+
+    /// The client address as limits count it (IPv4-mapped as IPv4).
+    pub fn client_ip(&self) -> IpAddr {
+        crate::engine::edge::access::canonical(self.client().ip())
+    }
+
+    /// With `read_rate_limit`, the most a read may take now; `None`: no
+    /// limit (read a whole buffer). A driver that ignores it still gets
+    /// the rate on average: a larger read only pauses reading for longer.
+    pub fn read_allowance(&self) -> Option<usize> {
+        self.read_rate().map(|bucket| bucket.allowance())
     }
 
     pub fn id(&self) -> SessionId {
@@ -224,6 +300,7 @@ impl Connection {
         self.ending.is_none()
             && !self.read_paused
             && !self.input_waiting
+            && !self.read_rate().is_some_and(|bucket| bucket.paused())
             && !self.is_backpressured(limits)
     }
 
@@ -278,6 +355,11 @@ impl Connection {
         }
         match expiry {
             Expiry::AdmitAsPlaintext => self.open_plaintext(cx),
+            Expiry::ResumeReading => {
+                if let Some(bucket) = self.read_rate_mut() {
+                    bucket.wake(cx.now);
+                }
+            }
             other => {
                 log::debug!("closing {}: {}", self.peer, other.reason().label());
                 self.close_now(other.reason());
@@ -395,7 +477,8 @@ impl Connection {
     /// log it, and tell the service if it had been admitted.
     pub fn finish(self, reason: CloseReason, cx: &mut Context<'_>) {
         cx.stats.count_closed(reason);
-        if reason.is_routine() {
+        // Refusals were logged where they were decided (once per burst).
+        if reason.is_routine() || reason.is_refusal() {
             log::debug!("closed {}: {}", self.peer, reason.label());
         } else {
             log::info!("closed {}: {}", self.peer, reason.label());

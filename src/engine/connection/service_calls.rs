@@ -74,11 +74,18 @@ impl Connection {
     pub(super) fn facts<'a>(&'a self, cx: &Context<'_>) -> Cow<'a, ConnectionInfo> {
         match self.tls.as_ref().and_then(|tls| tls.info.as_ref()) {
             Some(info) => Cow::Borrowed(info),
-            None => Cow::Owned(ConnectionInfo::plain(
-                self.peer,
-                cx.listeners[usize::from(self.listener)].local,
-                cx.backend,
-            )),
+            None => {
+                let mut info = ConnectionInfo::plain(
+                    self.peer,
+                    cx.listeners[usize::from(self.listener)].local,
+                    cx.backend,
+                );
+                if let Some(header) = self.proxy() {
+                    info.client = self.client();
+                    info.proxy = Some(header.clone());
+                }
+                Cow::Owned(info)
+            }
         }
     }
 

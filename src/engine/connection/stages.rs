@@ -14,8 +14,8 @@
 //! sees only plaintext and a [`Session`](crate::service::Session). The one
 //! idea: **a stage is a function of the bytes it is given and the time**,
 //! with no socket in sight, which is why the same pipeline runs under every
-//! driver and can be tested byte by byte. A later stage (the PROXY protocol
-//! header, say) slots in front of `sniff` the same way.
+//! driver and can be tested byte by byte. The PROXY protocol header, from
+//! a trusted proxy, is a stage in front of `sniff` (`proxy_stage.rs`).
 
 use super::{Connection, Stage, Tls};
 use crate::connection_info::{ConnectionInfo, Transport};
@@ -30,10 +30,14 @@ impl Connection {
             return;
         }
         self.clock.last_activity = cx.now;
+        if let Some(bucket) = self.read_rate_mut() {
+            bucket.consume(bytes.len(), cx.now);
+        }
         if self.write_shut || self.ending.is_some() {
             return; // closing: what the peer still says is discarded
         }
         match self.stage {
+            Stage::ProxyHeader => self.proxy_header(bytes, cx),
             Stage::Sniffing => self.sniff(bytes, cx),
             Stage::Handshaking | Stage::Open if self.tls.is_some() => {
                 if let Some(tls) = &mut self.tls {
@@ -51,6 +55,9 @@ impl Connection {
     pub fn handle_eof(&mut self, cx: &mut Context<'_>) {
         self.read_closed = true;
         match self.stage {
+            Stage::ProxyHeader if !self.input.is_empty() => self.proxy_header(&[], cx),
+            // A proxy's health check may connect and leave without a word.
+            Stage::ProxyHeader => self.close_now(CloseReason::PeerClosed),
             // A plaintext client may send a request and half-close before we
             // decided anything: decide on what we have.
             Stage::Sniffing if !self.input.is_empty() => self.sniff(&[], cx),
@@ -65,13 +72,21 @@ impl Connection {
 
     /// The first bytes decide: plaintext, or a TLS record to hold until it
     /// is whole.
-    fn sniff(&mut self, bytes: &[u8], cx: &mut Context<'_>) {
+    pub(super) fn sniff(&mut self, bytes: &[u8], cx: &mut Context<'_>) {
         self.input.extend_from_slice(bytes);
+        if self.refuse_untrusted_proxy_header(cx) {
+            return;
+        }
+        let listeners = cx.listeners;
+        let policy = &listeners[usize::from(self.listener)];
         let verdict = match tls::classify(&self.input) {
+            // A plaintext-only listener (sniffing only to refuse a PROXY
+            // header) serves whatever arrives as plaintext.
+            _ if policy.tls.is_none() && !self.input.is_empty() => FirstBytes::Plain,
             FirstBytes::NeedMore if self.read_closed => FirstBytes::Plain,
             verdict => verdict,
         };
-        let allow_plaintext = cx.listeners[usize::from(self.listener)].allow_plaintext;
+        let allow_plaintext = policy.allow_plaintext;
         match verdict {
             FirstBytes::NeedMore => {}
             FirstBytes::Plain if !allow_plaintext => {
@@ -159,11 +174,15 @@ impl Connection {
             }
         };
         if progress.just_completed {
-            let base = ConnectionInfo::plain(
+            let mut base = ConnectionInfo::plain(
                 self.peer,
                 cx.listeners[usize::from(self.listener)].local,
                 cx.backend,
             );
+            // Fields, not `self.client()`: `tls` is borrowed.
+            let proxy = self.edge.as_ref().and_then(|e| e.proxy.clone());
+            base.client = proxy.as_ref().and_then(|h| h.source).unwrap_or(self.peer);
+            base.proxy = proxy;
             let info = tls.session.info(&base);
             log::debug!(
                 "admitted {} over {} for {}",

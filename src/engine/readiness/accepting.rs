@@ -111,12 +111,15 @@ impl Worker {
     /// Registers an accepted socket and creates its connection, or refuses
     /// it (dropping the stream closes it).
     fn admit(&mut self, listener: usize, stream: TcpStream, peer: SocketAddr) {
-        if let Err(reason) = self.env.admit(peer) {
-            self.env.shared.stats.count_closed(reason);
-            return;
-        }
+        let admitted = match self.env.admit(listener, peer, self.now) {
+            Ok(admitted) => admitted,
+            Err(reason) => {
+                self.env.shared.stats.count_closed(reason);
+                return;
+            }
+        };
         if let Err(err) = accept::tune(&stream, &self.env.socket_options) {
-            self.env.release();
+            self.env.release(admitted, self.now);
             self.env.shared.stats.count_closed(CloseReason::SocketError);
             log::debug!("dropped {peer}: cannot set socket options: {err}");
             return;
@@ -130,7 +133,7 @@ impl Worker {
             .selector
             .register(stream.as_raw_fd(), token, Interest::READABLE)
         {
-            self.env.release();
+            self.env.release(admitted, self.now);
             self.env.shared.stats.count_closed(CloseReason::SocketError);
             log::warn!("cannot register connection from {peer}: {err}");
             return;

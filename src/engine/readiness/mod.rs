@@ -88,6 +88,7 @@ impl Worker {
                 local: spec.listener.local_addr()?,
                 allow_plaintext: spec.allow_plaintext,
                 tls: spec.tls,
+                edge: spec.edge,
             });
             listeners.push(Some(spec.listener));
         }
@@ -238,9 +239,10 @@ impl Worker {
         if let Err(err) = self.selector.deregister(slot.socket.as_raw_fd()) {
             log::debug!("deregister {} failed: {err}", slot.conn.peer());
         }
+        let admitted = slot.conn.admitted();
         let mut cx = self.env.context(self.now);
         slot.conn.finish(reason, &mut cx);
-        self.env.release();
+        self.env.release(admitted, self.now);
         // Dropping the slot closes the socket.
     }
 

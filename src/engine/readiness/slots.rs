@@ -97,12 +97,13 @@ mod tests {
 
     /// An idle plaintext connection owns no heap buffer, so its user-space
     /// cost is its slot (plus the slab's bookkeeping and a timer entry). The
-    /// budget is 256 bytes per idle connection in all.
+    /// budget is 256 bytes per idle connection in all. (184 until the edge
+    /// policy's one boxed word: a PROXY header and a read-rate bucket.)
     #[test]
     fn an_idle_connection_stays_small() {
         let size = std::mem::size_of::<Slot>();
         eprintln!("size_of::<Slot>() = {size}");
-        assert!(size <= 184, "a connection's slot grew to {size} bytes");
+        assert!(size <= 192, "a connection's slot grew to {size} bytes");
     }
 
     #[test]

@@ -37,7 +37,12 @@ impl Worker {
             if !slot.conn.wants_read(&self.env.limits) {
                 return;
             }
-            let result = read_retrying(&mut &slot.socket, &mut self.read_buf);
+            // With read_rate_limit, read no more than the allowance.
+            let room = match slot.conn.read_allowance() {
+                Some(allowance) => allowance.clamp(1, self.read_buf.len()),
+                None => self.read_buf.len(),
+            };
+            let result = read_retrying(&mut &slot.socket, &mut self.read_buf[..room]);
             let mut cx = self.env.context(self.now);
             let drained = match result {
                 Ok(0) => {
@@ -46,7 +51,7 @@ impl Worker {
                 }
                 Ok(n) => {
                     slot.conn.handle_input(&self.read_buf[..n], &mut cx);
-                    n < self.read_buf.len()
+                    n < room
                 }
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
                 Err(err) => {

@@ -140,6 +140,8 @@ pub(super) fn render(response: &Response, persistence: Persistence, head_only: b
 /// The body of `GET /`: what the server knows about this connection, one
 /// `key=value` per line, `-` for what is absent.
 pub(super) fn connection_report(info: &ConnectionInfo, host: Option<&str>) -> String {
+    let client = info.client.to_string();
+    let peer = info.peer.to_string();
     let facts = [
         ("transport", Some(info.transport.as_str())),
         ("domain", info.domain.as_deref()),
@@ -149,6 +151,10 @@ pub(super) fn connection_report(info: &ConnectionInfo, host: Option<&str>) -> St
         ("client_fingerprint", info.client_fingerprint.as_deref()),
         ("host", host),
         ("backend", Some(info.backend)),
+        // The real client (a trusted proxy's PROXY header says who), and
+        // the TCP peer (the client itself, or the proxy).
+        ("client_addr", Some(client.as_str())),
+        ("peer_addr", Some(peer.as_str())),
     ];
     let mut body = String::new();
     for (key, value) in facts {

@@ -97,7 +97,7 @@ fn body(output: &str) -> &str {
 fn get_root_reports_the_connection() {
     let mut client = Client::new(plain());
     let output = client.send(&get("/", "localhost"));
-    let body = "transport=plain\ndomain=-\nsni=-\nalpn=-\nclient_cn=-\nclient_fingerprint=-\nhost=localhost\nbackend=test\n";
+    let body = "transport=plain\ndomain=-\nsni=-\nalpn=-\nclient_cn=-\nclient_fingerprint=-\nhost=localhost\nbackend=test\nclient_addr=127.0.0.1:50000\npeer_addr=127.0.0.1:50000\n";
     let expected = format!(
         "HTTP/1.1 200 OK\r\nServer: portcullis\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
@@ -132,7 +132,9 @@ fn pipelined_requests_are_all_answered_in_order() {
     let three = [get("/healthz", "a"), get("/nope", "a"), get("/", "a")].concat();
     let output = client.send(&three);
     assert_eq!(statuses(&output), [200, 404, 200]);
-    assert!(output.ends_with("backend=test\n"));
+    assert!(
+        output.ends_with("backend=test\nclient_addr=127.0.0.1:50000\npeer_addr=127.0.0.1:50000\n")
+    );
     assert!(client.unconsumed.is_empty());
     assert!(!client.closed);
 }

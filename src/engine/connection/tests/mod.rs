@@ -43,6 +43,9 @@ impl Harness {
                 local: "127.0.0.1:8443".parse().unwrap(),
                 allow_plaintext: true,
                 tls: gate,
+                edge: Arc::new(crate::engine::edge::EdgePolicy::open(
+                    "127.0.0.1:8443".parse().unwrap(),
+                )),
             }],
             service,
             work: Workspace::default(),
@@ -148,5 +151,6 @@ fn echo_harness() -> Harness {
 
 mod bounds;
 mod deadlines;
+mod edge;
 mod simulation;
 mod stages;

@@ -10,7 +10,7 @@ fn get_root_reports_the_connection_like_http1() {
     assert_eq!(status(&sent, 1).as_deref(), Some("200"));
     assert_eq!(
         body(&sent, 1),
-        "transport=tls\ndomain=localhost\nsni=localhost\nalpn=h2\nclient_cn=-\nclient_fingerprint=-\nhost=localhost:8443\nbackend=test\n"
+        "transport=tls\ndomain=localhost\nsni=localhost\nalpn=h2\nclient_cn=-\nclient_fingerprint=-\nhost=localhost:8443\nbackend=test\nclient_addr=127.0.0.1:50000\npeer_addr=127.0.0.1:50000\n"
     );
     assert!(matches!(
         sent.last(),
