@@ -41,11 +41,12 @@ use std::time::Instant;
 use backends::Interest;
 
 use super::context::Context;
+use super::counters::Lane;
 use super::edge::rate::ReadBucket;
 use super::limits::ConnectionLimits;
 use super::stats::CloseReason;
 use super::worker::Admitted;
-use crate::connection_info::ConnectionInfo;
+use crate::connection_info::{ConnectionInfo, Transport};
 use crate::service::SessionId;
 use crate::tls::TlsSession;
 pub use deadlines::Expiry;
@@ -121,6 +122,9 @@ pub struct Connection {
     listener: u16,
     peer: SocketAddr,
     stage: Stage,
+    /// How it was admitted, once it is: kept apart from `tls` (dropped on a
+    /// socket error) so that its ending is counted where it was admitted.
+    transport: Option<Transport>,
     /// `Some` once the first bytes said TLS.
     tls: Option<Box<Tls>>,
     /// Bytes received but not consumed: the sniffed prefix, or plaintext
@@ -186,6 +190,7 @@ impl Connection {
                 Some(_) => Stage::Sniffing,
                 None => Stage::ProxyHeader,
             },
+            transport: None,
             tls: None,
             input: Leftover::default(),
             output: OutputQueue::default(),
@@ -268,6 +273,18 @@ impl Connection {
 
     pub fn stage(&self) -> Stage {
         self.stage
+    }
+
+    /// The index of the listener that accepted it.
+    pub fn listener(&self) -> usize {
+        usize::from(self.listener)
+    }
+
+    /// Where its bytes and its ending are counted: its transport once
+    /// admitted, [`Lane::None`] before.
+    #[inline]
+    pub fn lane(&self) -> Lane {
+        Lane::of(self.transport)
     }
 
     /// Bytes queued for the socket and not yet written.
@@ -477,6 +494,8 @@ impl Connection {
     /// log it, and tell the service if it had been admitted.
     pub fn finish(self, reason: CloseReason, cx: &mut Context<'_>) {
         cx.stats.count_closed(reason);
+        cx.counters
+            .count_closed(self.listener(), self.lane(), reason);
         // Refusals were logged where they were decided (once per burst).
         if reason.is_routine() || reason.is_refusal() {
             log::debug!("closed {}: {}", self.peer, reason.label());

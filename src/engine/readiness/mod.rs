@@ -219,7 +219,10 @@ impl Worker {
                     // One try for the last bytes (a TLS alert); no waiting.
                     let last = slot.conn.transmit();
                     if !last.is_empty() {
-                        let _ = (&slot.socket).write(last);
+                        if let Ok(n) = (&slot.socket).write(last) {
+                            let (listener, lane) = (slot.conn.listener(), slot.conn.lane());
+                            self.env.counters.count_bytes_out(listener, lane, n);
+                        }
                     }
                     self.close(key, reason);
                     return;

@@ -50,6 +50,8 @@ impl Worker {
                     true
                 }
                 Ok(n) => {
+                    let (listener, lane) = (slot.conn.listener(), slot.conn.lane());
+                    cx.counters.count_bytes_in(listener, lane, n);
                     slot.conn.handle_input(&self.read_buf[..n], &mut cx);
                     n < room
                 }
@@ -80,6 +82,8 @@ impl Worker {
             }
             match (&slot.socket).write(pending) {
                 Ok(n) => {
+                    let (listener, lane) = (slot.conn.listener(), slot.conn.lane());
+                    self.env.counters.count_bytes_out(listener, lane, n);
                     let mut cx = self.env.context(self.now);
                     slot.conn.handle_sent(n, &mut cx);
                     // A refill (on_drained) or re-offered input may broadcast.
