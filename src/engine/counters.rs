@@ -17,6 +17,10 @@
 //! Counters are kept per listener and, inside a listener, per *lane*: the
 //! transport a connection was admitted with (plain, TLS, mTLS), or `none`
 //! while it is not admitted yet (sniffing its first bytes or mid-handshake).
+//! Bytes read are filed under the lane the connection is in once they have
+//! been handled (so a plaintext connection's first bytes, which admit it,
+//! count as plaintext, and a TLS client's last handshake flight as TLS);
+//! bytes written, under the lane it is in when they go out.
 //! Gauges such as "connections active" are not stored at all: they are
 //! differences of these monotonic counters, computed at scrape time, so the
 //! hot path never has to decrement anything.

@@ -50,9 +50,12 @@ impl Worker {
                     true
                 }
                 Ok(n) => {
+                    slot.conn.handle_input(&self.read_buf[..n], &mut cx);
+                    // Filed under the lane the bytes admitted the connection
+                    // to, if they did: a plaintext connection's first bytes
+                    // count as plaintext.
                     let (listener, lane) = (slot.conn.listener(), slot.conn.lane());
                     cx.counters.count_bytes_in(listener, lane, n);
-                    slot.conn.handle_input(&self.read_buf[..n], &mut cx);
                     n < room
                 }
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
