@@ -372,6 +372,10 @@ impl Connection {
         }
         match expiry {
             Expiry::AdmitAsPlaintext => self.open_plaintext(cx),
+            Expiry::Drained => {
+                log::debug!("closing {}: the shutdown grace period is over", self.peer);
+                self.close_after_output(CloseReason::Shutdown);
+            }
             Expiry::ResumeReading => {
                 if let Some(bucket) = self.read_rate_mut() {
                     bucket.wake(cx.now);
@@ -472,10 +476,13 @@ impl Connection {
         }
     }
 
-    /// The server is stopping: an admitted session hears `on_shutdown`, then
-    /// closes once its output is written (TLS says `close_notify`); one not
-    /// yet admitted closes at once. The shutdown grace deadline comes from
-    /// `cx.shutdown_by`.
+    /// The server is stopping (the drain): one not yet admitted closes at
+    /// once; an admitted session hears `on_shutdown` (where a service that
+    /// has nothing to finish closes, and HTTP/2 says GOAWAY) and is otherwise
+    /// served on until it ends by itself or the shutdown grace period
+    /// (`cx.shutdown_by`) does. Then it is closed politely: TLS says
+    /// `close_notify`, and the close lingers at most `linger_timeout` (see
+    /// `deadlines.rs`).
     pub fn begin_shutdown(&mut self, cx: &mut Context<'_>) {
         if self.closed.is_some() {
             return;
@@ -486,8 +493,11 @@ impl Connection {
         }
         if self.ending.is_none() {
             self.run_service(cx, |service, session| service.on_shutdown(session));
+            // A close the service asked for now is the shutdown's.
+            if self.ending == Some(CloseReason::ServiceClosed) {
+                self.ending = Some(CloseReason::Shutdown);
+            }
         }
-        self.close_after_output(CloseReason::Shutdown);
     }
 
     /// The connection is gone (the driver closed the socket): count why,
