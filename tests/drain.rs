@@ -73,7 +73,11 @@ fn sigterm_drains_open_connections_then_says_close_notify() {
     send_sigterm(&server);
     let started = Instant::now();
     let s = scrape_until(admin, |s| sum(s, "portcullis_draining", &[]) == 1.0);
-    assert_eq!(sum(&s, "portcullis_draining", &[]), 1.0, "the drain does not show");
+    assert_eq!(
+        sum(&s, "portcullis_draining", &[]),
+        1.0,
+        "the drain does not show"
+    );
     assert_eq!(
         sum(&s, "portcullis_connections_open", &[]),
         4.0,
