@@ -354,6 +354,15 @@ fn stats_prints_a_table_with_rates() {
     assert_eq!(columns[1], "3", "active: {plain}");
     assert_eq!(columns[2], "3", "admitted: {plain}");
     assert!(table.contains("192 B"), "3 x 64 bytes in and out\n{table}");
+    let spread = table
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("active per worker: "))
+        .unwrap_or_else(|| panic!("no spread line\n{table}"));
+    let total: u64 = spread
+        .split(", ")
+        .map(|w| w.split(": ").nth(1).unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(total, 3, "{table}");
 
     // --watch prints a table per interval, --count of them.
     let addr = admin.to_string();

@@ -234,6 +234,61 @@ fn per_worker(
 mod tests {
     use super::*;
 
+    use crate::admin::snapshot::Source;
+    use crate::engine::counters::WorkerCounters;
+    use crate::engine::Shared;
+    use std::collections::{HashMap, HashSet};
+    use std::sync::Arc;
+
+    /// The rules of the format a lenient parser would not catch: each
+    /// family is declared once, before its samples and with a known type;
+    /// every sample belongs to the family declared last; no series repeats;
+    /// every value is a number.
+    #[test]
+    fn the_exposition_is_well_formed_and_every_series_is_unique() {
+        let workers: Vec<_> = (0..2)
+            .map(|w| Arc::new(WorkerCounters::new(w, 2)))
+            .collect();
+        let source = Source {
+            shared: Arc::new(Shared::new(9)),
+            workers,
+            listeners: vec!["127.0.0.1:1".parse().unwrap(), "[::1]:2".parse().unwrap()],
+            backend: "test",
+            started: std::time::Instant::now(),
+        };
+        let text = render(&source.snapshot());
+        let mut declared = HashMap::new();
+        let mut current = String::new();
+        let mut series = HashSet::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let (name, kind) = rest.split_once(' ').unwrap();
+                assert!(["counter", "gauge"].contains(&kind), "{line}");
+                assert!(
+                    declared.insert(name.to_string(), kind).is_none(),
+                    "{name} twice"
+                );
+                current = name.to_string();
+                continue;
+            }
+            if line.starts_with("# HELP ") {
+                continue;
+            }
+            let name = line.split(['{', ' ']).next().unwrap();
+            assert_eq!(name, current, "a sample outside its family: {line}");
+            let (key, value) = line.rsplit_once(' ').unwrap();
+            assert!(value.parse::<f64>().is_ok(), "{line}");
+            assert!(series.insert(key.to_string()), "repeated series: {key}");
+        }
+        // 2 listeners x 2 workers x 16 reasons x 4 lanes of closes.
+        let closes = series
+            .iter()
+            .filter(|s| s.starts_with("portcullis_connections_closed_total{"))
+            .count();
+        assert_eq!(closes, 2 * 2 * crate::engine::CloseReason::ALL.len() * 4);
+        assert_eq!(declared["portcullis_connections_active"], "gauge");
+    }
+
     #[test]
     fn label_values_are_escaped() {
         assert_eq!(escape(r#"a"b\c"#), r#"a\"b\\c"#);

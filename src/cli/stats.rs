@@ -168,6 +168,18 @@ pub fn table(before: &Snapshot, now: &Snapshot, elapsed: Duration) -> String {
             "resumed"
         );
         lanes(&mut out, &t, &b, secs);
+        if listener.workers.len() > 1 {
+            // How the kernel spread the connections between the workers.
+            let spread: Vec<String> = listener
+                .workers
+                .iter()
+                .map(|w| {
+                    let active: u64 = w.transports.values().map(|l| l.active).sum();
+                    format!("{}: {active}", w.worker)
+                })
+                .collect();
+            let _ = writeln!(out, "  active per worker: {}", spread.join(", "));
+        }
         let _ = writeln!(out, "  refused:{}", reasons(&t.refused, &b.refused, secs));
         let mut closed = BTreeMap::new();
         let mut closed_before = BTreeMap::new();

@@ -154,6 +154,7 @@ fn echo_harness() -> Harness {
 }
 
 mod bounds;
+mod counters;
 mod deadlines;
 mod edge;
 mod simulation;
