@@ -5,7 +5,8 @@
 #
 #   base  OLD_BIN, a build without the per-worker counters
 #   off   NEW_BIN without --admin (its counters still count)
-#   on    NEW_BIN with --admin, /metrics scraped by curl every second
+#   on    NEW_BIN with --admin, /metrics scraped by curl every second (on
+#         the load generator's CPU)
 #
 #   scripts/bench-metrics.sh OLD_BIN NEW_BIN [--reps N] [--secs S]
 #
@@ -97,7 +98,12 @@ for rep in $(seq 1 "$reps"); do
       off) start_server "$new" ;;
       on)
         start_server "$new" --admin 127.0.0.1:0
-        ( while true; do curl -s "http://$admin_addr/metrics" >/dev/null || true; sleep 1; done ) &
+        # The scraper runs beside the load generator, as a Prometheus would
+        # run elsewhere: only the server's own work for a scrape is measured.
+        ( while true; do
+            taskset -c 1 curl -s "http://$admin_addr/metrics" >/dev/null || true
+            sleep 1
+          done ) &
         scraper=$!
         owned+=("$scraper")
         ;;

@@ -124,8 +124,8 @@ fn read_worker(worker: usize, c: &ListenerCounters) -> WorkerSnapshot {
         .map(|lane| {
             let l = c.lane(lane);
             let snapshot = LaneSnapshot {
-                // `active` first: it reads the counters in the order that
-                // cannot underflow (see `ListenerCounters::active`).
+                // Each field is its own relaxed load: a reading racing the
+                // worker may be one event apart between fields, never torn.
                 active: c.active(lane),
                 admitted: l.admitted.get(),
                 bytes_in: l.bytes_in.get(),

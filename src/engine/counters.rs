@@ -135,8 +135,10 @@ impl ListenerCounters {
         match lane {
             Lane::None => {
                 // Read the later counters first: a connection counted in
-                // one of them was counted in `accepted` before it, so this
-                // order can only undercount, never underflow.
+                // one of them was counted in `accepted` before it, so a
+                // reading racing the worker undercounts rather than goes
+                // negative (and the subtraction saturates, for weakly
+                // ordered machines where relaxed loads may pass each other).
                 let ended = closed(self.lane(Lane::None));
                 let admitted: u64 = self.lanes[1..].iter().map(|l| l.admitted.get()).sum();
                 let refused: u64 = self.refused.iter().map(Tally::get).sum();
