@@ -374,3 +374,123 @@ fn stats_prints_a_table_with_rates() {
     assert_eq!(out.code, Some(1), "{}", out.all());
     assert!(out.stderr.contains("cannot reach"), "{}", out.all());
 }
+
+#[test]
+fn a_listeners_own_limit_changes_at_run_time_and_leaves_the_others_alone() {
+    let backend = &backends()[0];
+    let (server, admin) = admin::start(
+        &[
+            "--service",
+            "echo",
+            "--no-tls",
+            "--listen",
+            "127.0.0.1:0",
+            "--listen",
+            "127.0.0.1:0",
+            "--backend",
+            backend,
+        ],
+        2,
+    );
+    let addr = admin.to_string();
+    let (first, second) = (server.addrs[0], server.addrs[1]);
+    let connect = |to: SocketAddr| {
+        let stream = TcpStream::connect(to).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream
+    };
+    let refused_on = |to: SocketAddr| {
+        let mut stream = connect(to);
+        stream.write_all(b"x").unwrap();
+        closed_by_server(&mut stream, Duration::from_secs(2))
+    };
+    let mut open: Vec<TcpStream> = (0..2).map(|_| connect(second)).collect();
+    for (i, stream) in open.iter_mut().enumerate() {
+        assert!(echoes(stream, i as u64));
+    }
+    // Listener 1 (by index) down to 1, below the 2 it holds.
+    let out = cli(&[
+        "limits",
+        "set",
+        "max_connections=1",
+        "--listener",
+        "1",
+        "--addr",
+        &addr,
+    ]);
+    assert!(out.success(), "{}", out.all());
+    for (i, stream) in open.iter_mut().enumerate() {
+        assert!(echoes(stream, 10 + i as u64), "connection {i} was dropped");
+    }
+    assert!(refused_on(second), "listener 1 admitted over its limit");
+    let mut other = connect(first);
+    assert!(echoes(&mut other, 20), "listener 0 is not limited");
+    let s = scrape(admin);
+    assert_eq!(
+        sum(
+            &s,
+            "portcullis_connections_refused_total",
+            &[("listener", "1"), ("reason", "listener_max_connections")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sum(
+            &s,
+            "portcullis_listener_max_connections",
+            &[("listener", "1")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sum(
+            &s,
+            "portcullis_listener_max_connections",
+            &[("listener", "0")]
+        ),
+        f64::INFINITY
+    );
+    assert_eq!(
+        sum(
+            &s,
+            "portcullis_listener_connections_open",
+            &[("listener", "1")]
+        ),
+        2.0
+    );
+    // Lifted again (by address): admitted.
+    let out = cli(&[
+        "limits",
+        "set",
+        "max_connections=unlimited",
+        "--listener",
+        &second.to_string(),
+        "--addr",
+        &addr,
+    ]);
+    assert!(out.success(), "{}", out.all());
+    let mut again = connect(second);
+    assert!(echoes(&mut again, 30), "not admitted once lifted");
+    // An unknown listener is refused by the server, naming it.
+    let out = cli(&[
+        "limits",
+        "set",
+        "max_connections=5",
+        "--listener",
+        "7",
+        "--addr",
+        &addr,
+    ]);
+    assert_eq!(out.code, Some(1), "{}", out.all());
+    assert!(out.stderr.contains("no listener `7`"), "{}", out.all());
+    let out = cli(&["limits", "show", "--addr", &addr]);
+    assert!(out.success(), "{}", out.all());
+    let limits: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(
+        limits["listeners"][1]["max_connections"],
+        serde_json::Value::Null
+    );
+    assert_eq!(limits["listeners"][1]["open_connections"], 3);
+}

@@ -5,7 +5,7 @@
 //! | `/metrics` | GET | every counter, Prometheus text format (`prometheus.rs`) |
 //! | `/stats` | GET | the same reading as JSON (`snapshot.rs`), for `portcullis stats` |
 //! | `/limits` | GET | the limits in force |
-//! | `/limits` | POST | change them (`limits.rs`); needs the token when one is configured |
+//! | `/limits` | POST | change the global or a listener's `max_connections` (`limits.rs`); needs the token when one is configured |
 //!
 //! It is served by one thread of its own with a blocking `TcpListener`, not
 //! by a worker's reactor. The one idea: **keep the operator's traffic off
@@ -168,9 +168,8 @@ fn route(request: &Request, peer: SocketAddr, state: &State) -> Response {
                 return refusal(state, refused);
             }
             let body = String::from_utf8_lossy(&request.body);
-            match limits::parse(&body) {
-                Ok(changes) => {
-                    let what = limits::apply(&state.source.shared, &changes);
+            match limits::parse(&body).and_then(|c| limits::apply(&state.source.shared, &c)) {
+                Ok(what) => {
                     log::info!("admin: {peer} changed limits: {what}");
                     json(&limits::Limits::read(&state.source.shared))
                 }

@@ -101,6 +101,40 @@ pub fn render(snap: &Snapshot) -> String {
     );
     w.sample("portcullis_max_connections", &[], snap.max_connections);
 
+    w.family(
+        "portcullis_listener_max_connections",
+        "gauge",
+        "A listener's own connection limit (+Inf: none, the global one applies).",
+    );
+    for l in &snap.listeners {
+        let index = l.index.to_string();
+        let labels = [
+            ("listener", index.as_str()),
+            ("address", l.address.as_str()),
+        ];
+        match l.max_connections {
+            Some(n) => w.sample("portcullis_listener_max_connections", &labels, n),
+            None => w.sample("portcullis_listener_max_connections", &labels, "+Inf"),
+        }
+    }
+    w.family(
+        "portcullis_listener_connections_open",
+        "gauge",
+        "Connections open on a listener now, across workers.",
+    );
+    for l in &snap.listeners {
+        let index = l.index.to_string();
+        let labels = [
+            ("listener", index.as_str()),
+            ("address", l.address.as_str()),
+        ];
+        w.sample(
+            "portcullis_listener_connections_open",
+            &labels,
+            l.open_connections,
+        );
+    }
+
     let mut per = |name: &str, kind: &str, help: &str, rows: &dyn Fn(&WorkerSnapshot) -> Rows| {
         per_worker(&mut w, snap, name, kind, help, rows)
     };

@@ -19,6 +19,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::counters::{Lane, ListenerCounters, Tally, WorkerCounters};
+use crate::engine::edge::limits::UNLIMITED;
 use crate::engine::{CloseReason, Shared};
 use crate::tls::TlsErrorKind;
 
@@ -52,6 +53,10 @@ pub struct Snapshot {
 pub struct ListenerSnapshot {
     pub index: usize,
     pub address: String,
+    /// The listener's own connection limit (`None`: only the global one).
+    pub max_connections: Option<u64>,
+    /// Connections open on this listener, across workers.
+    pub open_connections: u64,
     pub workers: Vec<WorkerSnapshot>,
 }
 
@@ -88,6 +93,17 @@ impl Source {
             .map(|(index, address)| ListenerSnapshot {
                 index,
                 address: address.to_string(),
+                max_connections: self.shared.listeners.get(index).and_then(|l| {
+                    match l.max_connections.load(Ordering::Relaxed) {
+                        UNLIMITED => None,
+                        n => Some(n as u64),
+                    }
+                }),
+                open_connections: self
+                    .shared
+                    .listeners
+                    .get(index)
+                    .map_or(0, |l| l.open() as u64),
                 workers: self
                     .workers
                     .iter()

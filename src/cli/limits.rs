@@ -27,20 +27,29 @@ pub struct LimitsArgs {
 pub enum LimitsAction {
     /// Print the limits in force and the connections open.
     Show,
-    /// Change limits: `max_connections=N`. Lowering one never closes
-    /// connections already open; new ones are refused until below it.
+    /// Change a limit: `max_connections=N`, for the whole server or, with
+    /// --listener, for one listener (`unlimited` lifts a listener's own).
+    /// Lowering one never closes connections already open; new ones are
+    /// refused until below it.
     Set {
         /// `key=value` pairs.
         #[arg(value_name = "KEY=VALUE", required = true)]
         pairs: Vec<String>,
+        /// The listener to change, by index (as `portcullis stats` numbers
+        /// them) or address. Default: the global limit.
+        #[arg(long, value_name = "INDEX|ADDRESS")]
+        listener: Option<String>,
     },
 }
 
 pub fn run(args: &LimitsArgs) -> i32 {
     let result = match &args.action {
         LimitsAction::Show => client::request(&args.addr, "GET", "/limits", "", None),
-        LimitsAction::Set { pairs } => {
-            let body = pairs.join("&");
+        LimitsAction::Set { pairs, listener } => {
+            let mut body = pairs.join("&");
+            if let Some(listener) = listener {
+                body.push_str(&format!("&listener={listener}"));
+            }
             if let Err(err) = crate::admin::limits::parse(&body) {
                 eprintln!("portcullis limits: {err}");
                 return 2;

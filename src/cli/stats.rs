@@ -143,9 +143,13 @@ pub fn table(before: &Snapshot, now: &Snapshot, elapsed: Duration) -> String {
         let refused_before: u64 = b.refused.values().sum();
         let _ = writeln!(
             out,
-            "\nlistener {} {}: accepted {} ({:.1}/s), refused {} ({:.1}/s), {} worker{}",
+            "\nlistener {} {}{}: accepted {} ({:.1}/s), refused {} ({:.1}/s), {} worker{}",
             listener.index,
             listener.address,
+            match listener.max_connections {
+                Some(max) => format!(" (open {} of max {max})", listener.open_connections),
+                None => String::new(),
+            },
             t.accepted,
             rate(t.accepted, b.accepted, secs),
             refused,
