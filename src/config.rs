@@ -53,6 +53,8 @@ pub struct Config {
     pub udp: UdpConfig,
     #[serde(default)]
     pub multicast: MulticastConfig,
+    #[serde(default)]
+    pub admin: crate::admin::config::AdminConfig,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -278,6 +280,7 @@ impl Config {
         for domain in &mut config.domains {
             domain.resolve_paths(base);
         }
+        config.admin.resolve_paths(base);
         if let Some(file) = &mut config.tls.ticket_key_file {
             if file.is_relative() {
                 *file = base.join(&*file);

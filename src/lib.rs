@@ -7,10 +7,12 @@
 //! [`engine`] (one worker's event loop and its connections), [`tls`] (the gate
 //! that decides plain, TLS or mTLS), and [`service`] (echo, chat, HTTP,
 //! multicast); [`udp`] serves datagrams on the same reactors. [`server`] starts
-//! workers; [`cli`] is the command line.
+//! workers; [`admin`] serves metrics and run-time limits on a port of its
+//! own; [`cli`] is the command line.
 
 pub use backends;
 
+pub mod admin;
 pub mod bench;
 pub mod cli;
 pub mod config;

@@ -14,6 +14,8 @@ fn main() {
     let code = match command {
         Command::Serve(args) => portcullis::cli::serve::run(&args),
         Command::Bench(args) => portcullis::bench::run(&args),
+        Command::Stats(args) => portcullis::cli::stats::run(&args),
+        Command::Limits(args) => portcullis::cli::limits::run(&args),
         Command::Backends => {
             for kind in backends::BackendKind::compiled() {
                 println!("{kind}");

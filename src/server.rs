@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use backends::BackendKind;
 
+use crate::engine::counters::WorkerCounters;
 use crate::engine::edge::EdgeSettings;
 use crate::engine::{ConnectionLimits, ListenerSetup, Shared, Worker, WorkerSetup};
 use crate::net::accept::AcceptedSocketOptions;
@@ -56,6 +57,8 @@ pub struct ServerSettings {
     pub http2_counters: Option<Arc<Http2Counters>>,
     /// UDP sockets and their datagram service, if any (see `udp`).
     pub udp: Option<UdpSettings>,
+    /// The admin port (metrics, stats, run-time limits), if any.
+    pub admin: Option<crate::admin::AdminSettings>,
 }
 
 impl ServerSettings {
@@ -84,6 +87,7 @@ impl ServerSettings {
             shutdown_grace: Duration::from_secs(5),
             http2_counters: None,
             udp: None,
+            admin: None,
         }
     }
 }
@@ -118,7 +122,9 @@ impl ServerSettings {
 pub struct ServerHandle {
     addresses: Vec<SocketAddr>,
     udp_addresses: Vec<SocketAddr>,
+    admin_address: Option<SocketAddr>,
     shared: Arc<Shared>,
+    counters: Vec<Arc<WorkerCounters>>,
     wakers: Vec<backends::Waker>,
     threads: Vec<JoinHandle<io::Result<()>>>,
 }
@@ -135,8 +141,18 @@ impl ServerHandle {
         &self.udp_addresses
     }
 
+    /// The admin port's bound address, if it is on.
+    pub fn admin_address(&self) -> Option<SocketAddr> {
+        self.admin_address
+    }
+
     pub fn shared(&self) -> &Arc<Shared> {
         &self.shared
+    }
+
+    /// Every worker's counters, in worker order (for metrics).
+    pub fn counters(&self) -> &[Arc<WorkerCounters>] {
+        &self.counters
     }
 
     /// Asks every worker to stop accepting, flush and exit.
@@ -212,6 +228,28 @@ pub fn start(settings: ServerSettings) -> io::Result<ServerHandle> {
         settings.max_connections,
         edges.iter().map(|edge| edge.limits.clone()).collect(),
     ));
+    let counters: Vec<Arc<WorkerCounters>> = (0..workers)
+        .map(|id| Arc::new(WorkerCounters::new(id, settings.listeners.len())))
+        .collect();
+    // Bound before any worker runs, so that a taken admin port fails the
+    // start-up instead of leaving a server nobody can watch.
+    let admin_address = match &settings.admin {
+        Some(admin) => {
+            let source = crate::admin::snapshot::Source {
+                shared: shared.clone(),
+                workers: counters.clone(),
+                listeners: addresses.clone(),
+                backend: settings.backend.name(),
+                started: std::time::Instant::now(),
+            };
+            let handle =
+                crate::admin::start(admin.address, admin.access.clone(), source).map_err(|e| {
+                    io::Error::new(e.kind(), format!("admin port {}: {e}", admin.address))
+                })?;
+            Some(handle.local_addr())
+        }
+        None => None,
+    };
     let mut selectors = Vec::with_capacity(workers);
     for _ in 0..workers {
         selectors.push(settings.backend.open()?);
@@ -242,6 +280,7 @@ pub fn start(settings: ServerSettings) -> io::Result<ServerHandle> {
         let socket_options = settings.socket_options;
         let shutdown_grace = settings.shutdown_grace;
         let shared = shared.clone();
+        let worker_counters = counters[id].clone();
         let datagrams = match (&settings.udp, udp_per_worker.next()) {
             (Some(udp), Some(sockets)) => Some(DatagramSetup {
                 sockets,
@@ -263,6 +302,7 @@ pub fn start(settings: ServerSettings) -> io::Result<ServerHandle> {
                     shutdown_grace,
                     shared,
                     datagrams,
+                    counters: worker_counters,
                 };
                 Worker::new(selector, setup)?.run()
             })?;
@@ -271,7 +311,9 @@ pub fn start(settings: ServerSettings) -> io::Result<ServerHandle> {
     Ok(ServerHandle {
         addresses,
         udp_addresses,
+        admin_address,
         shared,
+        counters,
         wakers,
         threads,
     })

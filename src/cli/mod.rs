@@ -4,7 +4,10 @@
 //! one idea is that **`--help` is generated from the same structs the code
 //! reads**, so it cannot drift from what the flags do.
 
+mod admin_flags;
+pub mod limits;
 pub mod serve;
+pub mod stats;
 pub mod udp;
 
 use std::net::SocketAddr;
@@ -36,6 +39,10 @@ pub enum Command {
     Backends,
     /// Measure a server: echo, multicast, connections or handshakes.
     Bench(crate::bench::BenchArgs),
+    /// Show a running server's counters, with rates (needs its admin port).
+    Stats(stats::StatsArgs),
+    /// Show or change a running server's limits (needs its admin port).
+    Limits(limits::LimitsArgs),
 }
 
 #[derive(Debug, Args, Clone)]
@@ -110,6 +117,12 @@ pub struct ServeArgs {
     /// takes them. Default: 0.
     #[arg(long, value_name = "MSGS_PER_S")]
     pub rate: Option<f64>,
+
+    /// Serve metrics, stats and run-time limits on this address (a port of
+    /// its own, loopback peers only unless the config's `[admin]` says
+    /// otherwise). Default: off, or `[admin] address` from the config.
+    #[arg(long, value_name = "ADDR")]
+    pub admin: Option<SocketAddr>,
 
     /// Message size of the multicast services, in bytes: per message of the
     /// TCP multicast stream, per datagram of udp-multicast (8 to 65507:

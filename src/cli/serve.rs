@@ -114,6 +114,7 @@ pub fn settings(args: &ServeArgs) -> Result<ServerSettings, ConfigError> {
     let http2_counters = (tcp_service == "http").then(|| http2.counters.clone());
     let multicast_size = args.multicast_size.or(config.multicast.size).unwrap_or(32);
     let service = service_factory(tcp_service, rules, http_limits, http2, multicast_size);
+    let admin = super::admin_flags::settings(args, &config, &origin, &listeners)?;
 
     Ok(ServerSettings {
         listeners,
@@ -128,6 +129,7 @@ pub fn settings(args: &ServeArgs) -> Result<ServerSettings, ConfigError> {
         shutdown_grace: config.shutdown_grace(),
         http2_counters,
         udp,
+        admin,
     })
 }
 
@@ -297,6 +299,12 @@ pub fn run(args: &ServeArgs) -> i32 {
                 "portcullis: listening on {addr} ({transports}; service {service}; backend {backend}; {workers} worker{}; pid {})",
                 if workers == 1 { "" } else { "s" },
                 std::process::id()
+            );
+        }
+        if let Some(admin) = handle.admin_address() {
+            let _ = writeln!(
+                out,
+                "portcullis: admin listening on {admin} (/metrics, /stats, /limits)"
             );
         }
         if let Some((description, _)) = &udp {

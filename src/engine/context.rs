@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::buffers::Workspace;
+use super::counters::WorkerCounters;
 use super::edge::EdgePolicy;
 use super::limits::ConnectionLimits;
 use super::stats::Stats;
@@ -44,6 +45,8 @@ pub struct Context<'a> {
     pub service: &'a mut dyn Service,
     pub work: &'a mut Workspace,
     pub stats: &'a Stats,
+    /// This worker's own counters (see `counters`).
+    pub counters: &'a WorkerCounters,
     /// The reactor backend's name, reported to services.
     pub backend: &'static str,
     /// Set once the server is shutting down: every connection must be gone

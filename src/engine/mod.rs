@@ -41,10 +41,12 @@
 //! | `readiness/` | the readiness driver: loop, accepting, socket I/O, UDP sockets, tokens |
 //! | `hub.rs` | broadcasts across workers, with push-back when an inbox fills |
 //! | `stats.rs` | a counter for every reason a connection ends |
+//! | `counters.rs` | per-worker counters for metrics, summed only when read |
 
 pub mod buffers;
 pub mod connection;
 pub mod context;
+pub mod counters;
 pub mod edge;
 pub mod hub;
 pub mod limits;

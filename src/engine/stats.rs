@@ -148,7 +148,8 @@ impl CloseReason {
         )
     }
 
-    pub(crate) fn index(self) -> usize {
+    /// The position of this reason in [`CloseReason::ALL`].
+    pub fn index(self) -> usize {
         Self::ALL.iter().position(|r| *r == self).unwrap_or(0)
     }
 }

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use super::buffers::Workspace;
 use super::context::{Context, ListenerPolicy};
+use super::counters::WorkerCounters;
 use super::edge::{EdgePolicy, ListenerLimits};
 use super::hub::Hub;
 use super::limits::ConnectionLimits;
@@ -28,7 +29,9 @@ use crate::tls::TlsGate;
 pub struct Shared {
     pub stop: AtomicBool,
     pub open_connections: AtomicUsize,
-    pub max_connections: usize,
+    /// The global connection limit; the admin API may change it while
+    /// running (connections already open are never dropped by a lower one).
+    pub max_connections: AtomicUsize,
     pub stats: Stats,
     /// Set once every worker's waker is known (only with several workers).
     pub hub: OnceLock<Hub>,
@@ -46,7 +49,7 @@ impl Shared {
         Shared {
             stop: AtomicBool::new(false),
             open_connections: AtomicUsize::new(0),
-            max_connections,
+            max_connections: AtomicUsize::new(max_connections),
             stats: Stats::default(),
             hub: OnceLock::new(),
             listeners,
@@ -89,6 +92,9 @@ pub struct WorkerSetup {
     pub shared: Arc<Shared>,
     /// UDP sockets and their service, if this worker serves any.
     pub datagrams: Option<crate::udp::DatagramSetup>,
+    /// This worker's counters, one block per listener (read by the admin
+    /// thread).
+    pub counters: Arc<WorkerCounters>,
 }
 
 /// A worker's state apart from its sockets. Drivers keep one and lend it to
@@ -100,6 +106,7 @@ pub struct Env {
     pub service: Box<dyn Service>,
     pub work: Workspace,
     pub shared: Arc<Shared>,
+    pub counters: Arc<WorkerCounters>,
     pub socket_options: AcceptedSocketOptions,
     pub shutdown_grace: Duration,
     pub backend: &'static str,
@@ -121,6 +128,7 @@ impl Env {
             service: setup.service,
             work: Workspace::default(),
             shared: setup.shared,
+            counters: setup.counters,
             socket_options: setup.socket_options,
             shutdown_grace: setup.shutdown_grace,
             backend,
@@ -139,6 +147,7 @@ impl Env {
             service: self.service.as_mut(),
             work: &mut self.work,
             stats: &self.shared.stats,
+            counters: &self.counters,
             backend: self.backend,
             shutdown_by: self.shutdown_by,
         }
@@ -176,12 +185,10 @@ impl Env {
         }
         let shared = &self.shared;
         let previous = shared.open_connections.fetch_add(1, Ordering::AcqRel);
-        if previous >= shared.max_connections || self.shutdown_by.is_some() {
+        let max_connections = shared.max_connections.load(Ordering::Relaxed);
+        if previous >= max_connections || self.shutdown_by.is_some() {
             shared.open_connections.fetch_sub(1, Ordering::AcqRel);
-            log::debug!(
-                "refused {peer}: connection limit {} reached",
-                shared.max_connections
-            );
+            log::debug!("refused {peer}: connection limit {max_connections} reached");
             return Err(CloseReason::MaxConnections);
         }
         if !edge.limits.try_open() {

@@ -54,9 +54,10 @@ pub trait Service {
         false
     }
 
-    /// The server is shutting down: say goodbye (an HTTP/2 GOAWAY, say).
-    /// The engine then closes the session once its output is written, or at
-    /// the end of the shutdown grace period.
+    /// The server is shutting down: say goodbye (an HTTP/2 GOAWAY, say),
+    /// and [`Session::close`] if there is nothing to finish. Otherwise the
+    /// engine serves the session on until it ends or the shutdown grace
+    /// period does, and then closes it politely (TLS `close_notify`).
     fn on_shutdown(&mut self, session: &mut Session<'_>) {
         let _ = session;
     }

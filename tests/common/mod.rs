@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+pub mod admin;
 pub mod bench;
 pub mod h2;
 pub mod tls;

@@ -9,7 +9,8 @@
 //! | idle | the last byte received or written | admitted | close: `idle_timeout` |
 //! | write stall | the last time output made progress, or became queued after none was | admitted, with output queued or held back for the peer | close: `write_timeout` |
 //! | linger | our FIN | lingering (FIN sent, waiting for the peer's) | close: `linger_timeout` |
-//! | shutdown grace | the server's shutdown | the server is shutting down | close: `shutdown` |
+//! | drain | the server's shutdown | the server is shutting down, the connection is not closing yet | close politely (TLS `close_notify`, FIN, linger): `shutdown` |
+//! | shutdown grace | the end of the drain | the server is shutting down and the connection is closing | close: `shutdown` |
 //!
 //! The one idea: **a deadline is computed from the connection's state, never
 //! stored**. [`next`] returns the earliest rule that applies, and the driver
@@ -37,6 +38,9 @@ pub enum Expiry {
     Idle,
     WriteStall,
     Linger,
+    /// The drain is over: close politely.
+    Drained,
+    /// The drain and a linger are over: close now.
     ShutdownGrace,
 }
 
@@ -52,7 +56,7 @@ impl Expiry {
             Expiry::Idle => CloseReason::IdleTimeout,
             Expiry::WriteStall => CloseReason::WriteTimeout,
             Expiry::Linger => CloseReason::LingerTimeout,
-            Expiry::ShutdownGrace => CloseReason::Shutdown,
+            Expiry::Drained | Expiry::ShutdownGrace => CloseReason::Shutdown,
         }
     }
 }
@@ -71,7 +75,13 @@ pub(super) fn next(conn: &Connection, cx: &Context<'_>) -> Option<(Instant, Expi
         _ => earliest = Some((at, expiry)),
     };
     if let Some(by) = cx.shutdown_by {
-        consider(by, Expiry::ShutdownGrace);
+        // Served on until `by`, then closed politely; a close under way by
+        // then (ours or one of its own) gets one linger's worth more.
+        if conn.ending.is_none() && !conn.write_shut {
+            consider(by, Expiry::Drained);
+        } else {
+            consider(by + limits.linger_timeout, Expiry::ShutdownGrace);
+        }
     }
     if conn.write_shut {
         consider(clock.output_since + limits.linger_timeout, Expiry::Linger);

@@ -41,11 +41,12 @@ use std::time::Instant;
 use backends::Interest;
 
 use super::context::Context;
+use super::counters::Lane;
 use super::edge::rate::ReadBucket;
 use super::limits::ConnectionLimits;
 use super::stats::CloseReason;
 use super::worker::Admitted;
-use crate::connection_info::ConnectionInfo;
+use crate::connection_info::{ConnectionInfo, Transport};
 use crate::service::SessionId;
 use crate::tls::TlsSession;
 pub use deadlines::Expiry;
@@ -121,6 +122,9 @@ pub struct Connection {
     listener: u16,
     peer: SocketAddr,
     stage: Stage,
+    /// How it was admitted, once it is: kept apart from `tls` (dropped on a
+    /// socket error) so that its ending is counted where it was admitted.
+    transport: Option<Transport>,
     /// `Some` once the first bytes said TLS.
     tls: Option<Box<Tls>>,
     /// Bytes received but not consumed: the sniffed prefix, or plaintext
@@ -186,6 +190,7 @@ impl Connection {
                 Some(_) => Stage::Sniffing,
                 None => Stage::ProxyHeader,
             },
+            transport: None,
             tls: None,
             input: Leftover::default(),
             output: OutputQueue::default(),
@@ -268,6 +273,18 @@ impl Connection {
 
     pub fn stage(&self) -> Stage {
         self.stage
+    }
+
+    /// The index of the listener that accepted it.
+    pub fn listener(&self) -> usize {
+        usize::from(self.listener)
+    }
+
+    /// Where its bytes and its ending are counted: its transport once
+    /// admitted, [`Lane::None`] before.
+    #[inline]
+    pub fn lane(&self) -> Lane {
+        Lane::of(self.transport)
     }
 
     /// Bytes queued for the socket and not yet written.
@@ -355,6 +372,10 @@ impl Connection {
         }
         match expiry {
             Expiry::AdmitAsPlaintext => self.open_plaintext(cx),
+            Expiry::Drained => {
+                log::debug!("closing {}: the shutdown grace period is over", self.peer);
+                self.close_after_output(CloseReason::Shutdown);
+            }
             Expiry::ResumeReading => {
                 if let Some(bucket) = self.read_rate_mut() {
                     bucket.wake(cx.now);
@@ -455,10 +476,13 @@ impl Connection {
         }
     }
 
-    /// The server is stopping: an admitted session hears `on_shutdown`, then
-    /// closes once its output is written (TLS says `close_notify`); one not
-    /// yet admitted closes at once. The shutdown grace deadline comes from
-    /// `cx.shutdown_by`.
+    /// The server is stopping (the drain): one not yet admitted closes at
+    /// once; an admitted session hears `on_shutdown` (where a service that
+    /// has nothing to finish closes, and HTTP/2 says GOAWAY) and is otherwise
+    /// served on until it ends by itself or the shutdown grace period
+    /// (`cx.shutdown_by`) does. Then it is closed politely: TLS says
+    /// `close_notify`, and the close lingers at most `linger_timeout` (see
+    /// `deadlines.rs`).
     pub fn begin_shutdown(&mut self, cx: &mut Context<'_>) {
         if self.closed.is_some() {
             return;
@@ -469,14 +493,19 @@ impl Connection {
         }
         if self.ending.is_none() {
             self.run_service(cx, |service, session| service.on_shutdown(session));
+            // A close the service asked for now is the shutdown's.
+            if self.ending == Some(CloseReason::ServiceClosed) {
+                self.ending = Some(CloseReason::Shutdown);
+            }
         }
-        self.close_after_output(CloseReason::Shutdown);
     }
 
     /// The connection is gone (the driver closed the socket): count why,
     /// log it, and tell the service if it had been admitted.
     pub fn finish(self, reason: CloseReason, cx: &mut Context<'_>) {
         cx.stats.count_closed(reason);
+        cx.counters
+            .count_closed(self.listener(), self.lane(), reason);
         // Refusals were logged where they were decided (once per burst).
         if reason.is_routine() || reason.is_refusal() {
             log::debug!("closed {}: {}", self.peer, reason.label());

@@ -121,6 +121,8 @@ impl Connection {
                     Ok(session) => session,
                     Err(refusal) => {
                         let err = refusal.error();
+                        cx.counters
+                            .count_handshake_failed(self.listener(), err.kind());
                         log::info!("closing {}: TLS {} ({})", self.peer, err.reason(), err);
                         self.input.clear();
                         // The alert waits in `transmit()` for the driver's
@@ -145,7 +147,10 @@ impl Connection {
     /// Admits the connection as plaintext and lets the service greet it.
     pub(super) fn open_plaintext(&mut self, cx: &mut Context<'_>) {
         self.stage = Stage::Open;
+        self.transport = Some(Transport::Plain);
         cx.stats.count_admitted(Transport::Plain);
+        cx.counters
+            .count_admitted(self.listener(), Transport::Plain);
         self.run_service(cx, |service, session| service.on_connect(session));
     }
 
@@ -163,7 +168,11 @@ impl Connection {
             Err(err) => {
                 cx.work.plaintext = plaintext;
                 let reason = match self.stage {
-                    Stage::Handshaking => CloseReason::TlsHandshakeFailed,
+                    Stage::Handshaking => {
+                        cx.counters
+                            .count_handshake_failed(self.listener(), err.kind());
+                        CloseReason::TlsHandshakeFailed
+                    }
                     _ => CloseReason::TlsError,
                 };
                 // The alert OpenSSL queued stays in `transmit()` for the
@@ -191,6 +200,12 @@ impl Connection {
                 info.domain.as_deref().unwrap_or("-")
             );
             cx.stats.count_admitted(info.transport);
+            let listener = usize::from(self.listener);
+            cx.counters.count_admitted(listener, info.transport);
+            let resumed = tls.session.ssl().session_reused();
+            cx.counters
+                .count_handshake(listener, info.transport, resumed);
+            self.transport = Some(info.transport);
             tls.info = Some(info);
             self.stage = Stage::Open;
             self.run_service(cx, |service, session| service.on_connect(session));

@@ -118,6 +118,15 @@ impl ListenerLimits {
         }
     }
 
+    /// How many entries the per-client table may hold (`None` without one).
+    /// The connections this listener holds open must stay below it, so a
+    /// limit raised at run time is checked against it.
+    pub fn client_capacity(&self) -> Option<usize> {
+        self.clients
+            .as_ref()
+            .map(|t| t.lock().unwrap_or_else(|e| e.into_inner()).capacity())
+    }
+
     /// Entries in the per-client table (0 without one).
     pub fn tracked_clients(&self) -> usize {
         self.clients

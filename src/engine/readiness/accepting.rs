@@ -39,6 +39,7 @@ impl Worker {
             match accept::accept(listener) {
                 Ok((stream, peer)) => {
                     self.env.shared.stats.count_accepted();
+                    self.env.counters.count_accepted(index);
                     self.admit(index, stream, peer);
                 }
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
@@ -50,6 +51,10 @@ impl Worker {
                             .shared
                             .stats
                             .count_closed(CloseReason::OutOfDescriptors);
+                        self.env.counters.count_accepted(index);
+                        self.env
+                            .counters
+                            .count_refused(index, CloseReason::OutOfDescriptors);
                         continue;
                     }
                     self.log_exhaustion(&err);
@@ -115,12 +120,16 @@ impl Worker {
             Ok(admitted) => admitted,
             Err(reason) => {
                 self.env.shared.stats.count_closed(reason);
+                self.env.counters.count_refused(listener, reason);
                 return;
             }
         };
         if let Err(err) = accept::tune(&stream, &self.env.socket_options) {
             self.env.release(admitted, self.now);
             self.env.shared.stats.count_closed(CloseReason::SocketError);
+            self.env
+                .counters
+                .count_refused(listener, CloseReason::SocketError);
             log::debug!("dropped {peer}: cannot set socket options: {err}");
             return;
         }
@@ -135,6 +144,9 @@ impl Worker {
         {
             self.env.release(admitted, self.now);
             self.env.shared.stats.count_closed(CloseReason::SocketError);
+            self.env
+                .counters
+                .count_refused(listener, CloseReason::SocketError);
             log::warn!("cannot register connection from {peer}: {err}");
             return;
         }

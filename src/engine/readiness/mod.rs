@@ -123,7 +123,7 @@ impl Worker {
     }
 
     /// Runs until the shared stop flag is set and every connection has
-    /// closed (each within the shutdown grace period).
+    /// closed (each within the shutdown grace period and one linger).
     pub fn run(mut self) -> io::Result<()> {
         loop {
             if self.env.stop_requested() && self.env.shutdown_by.is_none() {
@@ -219,7 +219,10 @@ impl Worker {
                     // One try for the last bytes (a TLS alert); no waiting.
                     let last = slot.conn.transmit();
                     if !last.is_empty() {
-                        let _ = (&slot.socket).write(last);
+                        if let Ok(n) = (&slot.socket).write(last) {
+                            let (listener, lane) = (slot.conn.listener(), slot.conn.lane());
+                            self.env.counters.count_bytes_out(listener, lane, n);
+                        }
                     }
                     self.close(key, reason);
                     return;
@@ -305,9 +308,10 @@ impl Worker {
         }
     }
 
-    /// Stops accepting, lets each admitted session say goodbye and drain
-    /// (TLS `close_notify`), and sets the grace deadline by which every
-    /// connection is closed.
+    /// The drain: stops accepting, closes connections not yet admitted,
+    /// lets each admitted session say goodbye, and sets the grace deadline
+    /// until which they are served on, then closed politely (TLS
+    /// `close_notify`; see `connection/deadlines.rs`).
     fn begin_shutdown(&mut self) {
         self.env.shutdown_by = Some(self.now + self.env.shutdown_grace);
         for listener in &mut self.listeners {

@@ -51,6 +51,11 @@ impl Worker {
                 }
                 Ok(n) => {
                     slot.conn.handle_input(&self.read_buf[..n], &mut cx);
+                    // Filed under the lane the bytes admitted the connection
+                    // to, if they did: a plaintext connection's first bytes
+                    // count as plaintext.
+                    let (listener, lane) = (slot.conn.listener(), slot.conn.lane());
+                    cx.counters.count_bytes_in(listener, lane, n);
                     n < room
                 }
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
@@ -80,6 +85,8 @@ impl Worker {
             }
             match (&slot.socket).write(pending) {
                 Ok(n) => {
+                    let (listener, lane) = (slot.conn.listener(), slot.conn.lane());
+                    self.env.counters.count_bytes_out(listener, lane, n);
                     let mut cx = self.env.context(self.now);
                     slot.conn.handle_sent(n, &mut cx);
                     // A refill (on_drained) or re-offered input may broadcast.

@@ -222,9 +222,13 @@ impl Service for Http {
         }
     }
 
+    /// HTTP/2 says GOAWAY and finishes the streams under way; HTTP/1.1
+    /// closes once the response being written is out (a keep-alive
+    /// connection has nothing more to finish).
     fn on_shutdown(&mut self, session: &mut Session<'_>) {
-        if let Some(Protocol::Http2(connection)) = self.sessions.get_mut(&session.id()) {
-            connection.shutdown(session);
+        match self.sessions.get_mut(&session.id()) {
+            Some(Protocol::Http2(connection)) => connection.shutdown(session),
+            _ => session.close(),
         }
     }
 

@@ -162,6 +162,10 @@ impl Http2Connection {
             "server shutting down",
         );
         self.flush_out(session);
+        if self.streams.is_empty() {
+            // Nothing under way: the GOAWAY is the last word.
+            session.close();
+        }
     }
 
     /// Handles every whole frame in `data`; returns the octets consumed.

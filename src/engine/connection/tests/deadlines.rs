@@ -162,7 +162,7 @@ fn a_service_close_drains_then_lingers_with_a_total_budget() {
 }
 
 #[test]
-fn shutdown_says_goodbye_drains_and_has_a_grace_deadline() {
+fn the_drain_serves_on_then_closes_politely_within_a_linger() {
     let mut h = Harness::new(
         Box::new(Recorder {
             shutdown_farewell: b"goaway",
@@ -174,9 +174,20 @@ fn shutdown_says_goodbye_drains_and_has_a_grace_deadline() {
     let mut fresh = Harness::new(Box::new(Echo), true).accept(0);
     h.shutdown_by = Some(h.at(5_000));
     conn.begin_shutdown(&mut h.cx(1_000));
-    assert_eq!(conn.transmit(), b"goaway");
+    assert_eq!(h.write_all(&mut conn, 1_000), b"goaway");
+    // Served on through the drain: still reading, until its end.
+    assert_eq!(h.next(&conn), Next::Wait(Interest::READABLE));
     assert_eq!(h.deadline(&conn), Some(h.at(5_000)));
+    conn.handle_timeout(&mut h.cx(4_999));
+    assert_eq!(h.next(&conn), Next::Wait(Interest::READABLE));
+    // The drain is over: a polite close (FIN, then linger), bounded by one
+    // linger more.
     conn.handle_timeout(&mut h.cx(5_000));
+    assert_eq!(h.next(&conn), Next::ShutdownWrite);
+    conn.handle_write_shut(h.at(5_000));
+    let linger = h.limits.linger_timeout.as_millis() as u64;
+    assert_eq!(h.deadline(&conn), Some(h.at(5_000 + linger)));
+    conn.handle_timeout(&mut h.cx(5_000 + linger));
     assert_eq!(h.next(&conn), Next::Close(CloseReason::Shutdown));
     fresh.begin_shutdown(&mut h.cx(1_000));
     assert_eq!(

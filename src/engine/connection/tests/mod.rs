@@ -13,6 +13,7 @@ use backends::Interest;
 use super::{Connection, Next, Stage};
 use crate::engine::buffers::Workspace;
 use crate::engine::context::{Context, ListenerPolicy};
+use crate::engine::counters::WorkerCounters;
 use crate::engine::limits::ConnectionLimits;
 use crate::engine::stats::{CloseReason, Stats};
 use crate::service::{echo::Echo, Service, Session, SessionId};
@@ -27,6 +28,7 @@ pub(crate) struct Harness {
     pub service: Box<dyn Service>,
     pub work: Workspace,
     pub stats: Stats,
+    pub counters: WorkerCounters,
     pub shutdown_by: Option<Instant>,
 }
 
@@ -50,6 +52,7 @@ impl Harness {
             service,
             work: Workspace::default(),
             stats: Stats::default(),
+            counters: WorkerCounters::new(0, 1),
             shutdown_by: None,
         }
     }
@@ -66,6 +69,7 @@ impl Harness {
             service: self.service.as_mut(),
             work: &mut self.work,
             stats: &self.stats,
+            counters: &self.counters,
             backend: "test",
             shutdown_by: self.shutdown_by,
         }
@@ -150,6 +154,7 @@ fn echo_harness() -> Harness {
 }
 
 mod bounds;
+mod counters;
 mod deadlines;
 mod edge;
 mod simulation;
