@@ -20,7 +20,7 @@ use std::time::Duration;
 use backends::BackendKind;
 
 use crate::engine::edge::EdgeSettings;
-use crate::engine::{ConnectionLimits, ListenerSetup, Shared, Worker, WorkerSetup};
+use crate::engine::{ConnectionLimits, Driver, ListenerSetup, Shared, Worker, WorkerSetup};
 use crate::net::accept::AcceptedSocketOptions;
 use crate::net::listener::{self, ListenerOptions};
 use crate::service::http2::Http2Counters;
@@ -42,7 +42,8 @@ pub struct ListenerSettings {
 /// Everything needed to start a server.
 pub struct ServerSettings {
     pub listeners: Vec<ListenerSettings>,
-    pub backend: BackendKind,
+    /// The I/O driver: a readiness backend, or a thread per connection.
+    pub driver: Driver,
     pub workers: usize,
     pub max_connections: usize,
     pub service_name: String,
@@ -73,7 +74,7 @@ impl ServerSettings {
                 tls: false,
                 edge: EdgeSettings::default(),
             }],
-            backend: BackendKind::best(),
+            driver: Driver::best(),
             workers: 1,
             max_connections: 10_000,
             service_name: service_name.to_string(),
@@ -172,8 +173,20 @@ impl ServerHandle {
     }
 }
 
-/// Binds every listener for every worker and starts the worker threads.
+/// Starts the server under its driver. One `match`: a new driver is one
+/// more arm.
 pub fn start(settings: ServerSettings) -> io::Result<ServerHandle> {
+    match settings.driver {
+        Driver::Readiness(kind) => start_readiness(settings, kind),
+        Driver::Threads => Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "the threads driver is not in this build yet",
+        )),
+    }
+}
+
+/// Binds every listener for every worker and starts the readiness workers.
+fn start_readiness(settings: ServerSettings, backend: BackendKind) -> io::Result<ServerHandle> {
     if settings.listeners.is_empty() && settings.udp.is_none() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -214,7 +227,7 @@ pub fn start(settings: ServerSettings) -> io::Result<ServerHandle> {
     ));
     let mut selectors = Vec::with_capacity(workers);
     for _ in 0..workers {
-        selectors.push(settings.backend.open()?);
+        selectors.push(backend.open()?);
     }
     let wakers: Vec<backends::Waker> = selectors.iter().map(|s| s.waker()).collect();
     if workers > 1 {

@@ -39,6 +39,7 @@
 //! | `buffers.rs` | the per-worker buffer pool and scratch space |
 //! | `worker.rs` | a worker's state apart from its sockets; admission |
 //! | `readiness/` | the readiness driver: loop, accepting, socket I/O, UDP sockets, tokens |
+//! | `driver.rs` | the drivers by name (`--backend`): readiness backends, `threads` |
 //! | `hub.rs` | broadcasts across workers, with push-back when an inbox fills |
 //! | `stats.rs` | a counter for every reason a connection ends |
 
@@ -46,6 +47,7 @@ pub mod buffers;
 pub mod connection;
 pub mod context;
 pub mod edge;
+pub mod driver;
 pub mod hub;
 pub mod limits;
 pub mod readiness;
@@ -55,6 +57,7 @@ pub mod worker;
 pub use connection::{Connection, Next, Stage};
 pub use context::{Context, ListenerPolicy};
 pub use edge::{EdgePolicy, ListenerLimits};
+pub use driver::Driver;
 pub use limits::ConnectionLimits;
 pub use readiness::Worker;
 pub use stats::{CloseReason, Stats};
