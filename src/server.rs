@@ -178,11 +178,73 @@ impl ServerHandle {
 pub fn start(settings: ServerSettings) -> io::Result<ServerHandle> {
     match settings.driver {
         Driver::Readiness(kind) => start_readiness(settings, kind),
-        Driver::Threads => Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "the threads driver is not in this build yet",
-        )),
+        Driver::Threads => start_threads(settings),
     }
+}
+
+/// Binds every listener once and starts the acceptor of the
+/// thread-per-connection driver (`engine::threads`).
+#[cfg(target_os = "linux")]
+fn start_threads(settings: ServerSettings) -> io::Result<ServerHandle> {
+    if settings.udp.is_some() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the threads driver serves TCP only; serve UDP with a readiness backend \
+             (see `portcullis backends`)",
+        ));
+    }
+    if settings.listeners.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "no listener configured: give a TCP address",
+        ));
+    }
+    if settings.workers > 1 {
+        log::info!("threads: --workers does not apply (every connection has its own thread)");
+    }
+    let sockets = bind_all(&settings.listeners, 1)?.remove(0);
+    let addresses = sockets
+        .iter()
+        .map(|l| l.local_addr())
+        .collect::<io::Result<Vec<_>>>()?;
+    let policies = addresses
+        .iter()
+        .zip(&settings.listeners)
+        .map(|(&local, spec)| crate::engine::ListenerPolicy {
+            local,
+            allow_plaintext: spec.allow_plaintext || !spec.tls,
+            tls: if spec.tls {
+                settings.gate.clone()
+            } else {
+                None
+            },
+        })
+        .collect();
+    let shared = Arc::new(Shared::new(settings.max_connections));
+    let setup = crate::engine::threads::Setup {
+        service: settings.service.clone(),
+        policies,
+        limits: settings.limits.clone(),
+        socket_options: settings.socket_options,
+        shutdown_grace: settings.shutdown_grace,
+        shared: shared.clone(),
+    };
+    let (waker, acceptor) = crate::engine::threads::start(sockets, setup)?;
+    Ok(ServerHandle {
+        addresses,
+        udp_addresses: Vec::new(),
+        shared,
+        wakers: vec![waker],
+        threads: vec![acceptor],
+    })
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_threads(_: ServerSettings) -> io::Result<ServerHandle> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        Driver::Threads.availability().unwrap_err(),
+    ))
 }
 
 /// Binds every listener for every worker and starts the readiness workers.

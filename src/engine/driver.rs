@@ -65,7 +65,10 @@ impl Driver {
     pub fn availability(self) -> Result<(), String> {
         match self {
             Driver::Readiness(kind) => kind.availability(),
-            Driver::Threads => Ok(()),
+            Driver::Threads if cfg!(target_os = "linux") => Ok(()),
+            Driver::Threads => {
+                Err("the threads driver waits with ppoll(2), which it uses on Linux only".into())
+            }
         }
     }
 

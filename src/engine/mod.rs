@@ -40,6 +40,7 @@
 //! | `worker.rs` | a worker's state apart from its sockets; admission |
 //! | `readiness/` | the readiness driver: loop, accepting, socket I/O, UDP sockets, tokens |
 //! | `driver.rs` | the drivers by name (`--backend`): readiness backends, `threads` |
+//! | `threads/` | the thread-per-connection baseline: acceptor, blocking connection threads |
 //! | `hub.rs` | broadcasts across workers, with push-back when an inbox fills |
 //! | `stats.rs` | a counter for every reason a connection ends |
 
@@ -52,6 +53,8 @@ pub mod hub;
 pub mod limits;
 pub mod readiness;
 pub mod stats;
+#[cfg(target_os = "linux")]
+pub mod threads;
 pub mod worker;
 
 pub use connection::{Connection, Next, Stage};
