@@ -220,7 +220,16 @@ fn start_threads(settings: ServerSettings) -> io::Result<ServerHandle> {
             },
         })
         .collect();
-    let shared = Arc::new(Shared::new(settings.max_connections));
+    let budget = crate::engine::threads::thread_budget();
+    let max_connections = settings.max_connections.min(budget);
+    if max_connections < settings.max_connections {
+        log::warn!(
+            "threads: at most {budget} connections (one thread each, about four memory maps \
+             per thread against vm.max_map_count), not {}",
+            settings.max_connections
+        );
+    }
+    let shared = Arc::new(Shared::new(max_connections));
     let setup = crate::engine::threads::Setup {
         service: settings.service.clone(),
         policies,

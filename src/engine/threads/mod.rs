@@ -47,6 +47,21 @@ use super::worker::Shared;
 use crate::net::accept::AcceptedSocketOptions;
 use crate::service::ServiceFactory;
 
+/// How many connection threads this process can hold. Each thread maps a
+/// stack, its guard page, a signal stack and that stack's guard: about four
+/// of the `vm.max_map_count` memory maps (65,530 by default), and a thread
+/// that cannot map its signal stack aborts the whole process. So the
+/// driver admits at most this many connections, with room to spare for the
+/// allocator's own maps. It is the first wall this model meets, near 15,000
+/// connections, well before memory or the descriptor limit.
+pub fn thread_budget() -> usize {
+    let maps: usize = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(65_530);
+    (maps / 4).saturating_sub(1_000)
+}
+
 /// What every thread of the driver needs to build its environment.
 pub struct Setup {
     pub service: ServiceFactory,
