@@ -3,14 +3,17 @@
 //!
 //! # Why
 //!
-//! With epoll a ping-pong round trip costs four system calls: `read`,
-//! `write`, `epoll_ctl` to re-arm the one-shot registration, and
-//! `epoll_wait`. The re-arm is pure bookkeeping, and it is paid once per
-//! event. `io_uring` replaces *calls* with *entries* in a ring of memory
-//! shared with the kernel: the program writes requests into the submission
-//! queue (SQ) and reads results from the completion queue (CQ), and one
-//! `io_uring_enter` both hands over every request written so far and waits
-//! for results.
+//! With a one-shot epoll registration a ping-pong round trip costs four
+//! system calls: `read`, `write`, `epoll_ctl` to re-arm, and `epoll_wait`.
+//! The re-arm is pure bookkeeping. The epoll backend avoids it when the
+//! interest does not change, by keeping the one-shot flag in user space over
+//! a level-triggered registration (`epoll.rs`); but registering a new
+//! connection, or switching between waiting to read and waiting to write,
+//! is still one `epoll_ctl` each. `io_uring` removes the question: it
+//! replaces *calls* with *entries* in a ring of memory shared with the
+//! kernel. The program writes requests into the submission queue (SQ) and
+//! reads results from the completion queue (CQ), and one `io_uring_enter`
+//! both hands over every request written so far and waits for results.
 //!
 //! # The one idea
 //!
@@ -34,9 +37,9 @@
 //!
 //! The timeout travels in the same call (`IORING_ENTER_EXT_ARG`, Linux 5.11),
 //! so a turn with a timer costs no extra `IORING_OP_TIMEOUT` entry either.
-//! `strace -f -e trace=io_uring_enter,epoll_ctl,epoll_wait` shows the
-//! difference: per turn, one `io_uring_enter` here against
-//! `epoll_wait` plus one `epoll_ctl` per re-armed connection.
+//! `strace -f -e trace=io_uring_enter,epoll_ctl,epoll_wait` shows it: per
+//! turn, one `io_uring_enter` here, whatever was registered, re-armed or
+//! removed (docs/tour.md has a traced turn).
 //!
 //! # The details that make it exact
 //!
