@@ -63,6 +63,10 @@
 //!   ring, and an enter with `GETEVENTS` moves it back into the CQ once it has
 //!   room, which `reap` does before it gives up. Completions beyond the
 //!   caller's `Events` capacity simply stay in the CQ for the next wait.
+//! * **A write-only wait on a half-closed socket** cannot be a `POLL_ADD`:
+//!   the kernel adds `POLLRDHUP` to every io_uring poll, so it would
+//!   complete at once, forever. Such a wait moves to a small epoll instance
+//!   on the side, which the ring polls (`epoll_side.rs`).
 //! * **Closing a descriptor does not cancel its poll**: the ring holds a
 //!   reference to the open file. That is one more reason for the contract's
 //!   "deregister before closing"; the `POLL_REMOVE` goes out with the next
@@ -79,6 +83,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use io_uring::{opcode, squeue, types, IoUring};
+
+mod epoll_side;
+
+use epoll_side::EpollSide;
 
 use crate::waker::WakeFd;
 use crate::{BackendKind, Event, Events, Interest, Selector, Token, Waker};
@@ -97,6 +105,10 @@ const WAKER_DATA: u64 = INTERNAL;
 /// A `POLL_REMOVE`'s own completion (only its failures are posted when the
 /// kernel can skip successful ones).
 const REMOVE_DATA: u64 = INTERNAL | 1;
+/// The poll of the side epoll instance (`epoll_side.rs`).
+const EPOLL_SIDE_DATA: u64 = INTERNAL | 2;
+/// `in_flight` of a registration armed in the side epoll instance.
+const ON_EPOLL_SIDE: u64 = INTERNAL | 3;
 /// Sequence numbers stay below the internal bit.
 const SEQUENCE_MASK: u32 = (1 << 31) - 1;
 
@@ -105,9 +117,13 @@ const SEQUENCE_MASK: u32 = (1 << 31) - 1;
 struct Registration {
     token: Token,
     interest: Interest,
-    /// The `user_data` of the `POLL_ADD` in flight; `None` once its
-    /// completion was reported (disarmed, waiting for `reregister`).
+    /// The `user_data` of the `POLL_ADD` in flight ([`ON_EPOLL_SIDE`] when
+    /// armed in the side epoll instance); `None` once its completion was
+    /// reported (disarmed, waiting for `reregister`).
     in_flight: Option<u64>,
+    /// A write-only wait on a half-closed socket lives in the side epoll
+    /// instance (`epoll_side.rs`).
+    on_epoll_side: bool,
 }
 
 pub(crate) struct UringSelector {
@@ -122,6 +138,10 @@ pub(crate) struct UringSelector {
     /// Completions taken out of the CQ early (to make room for a submit
     /// that met `EBUSY`), delivered by the next waits, oldest first.
     backlog: VecDeque<(u64, i32)>,
+    /// Created the first time a write-only wait meets a half-closed peer.
+    epoll_side: Option<EpollSide>,
+    /// Whether the ring has a poll in flight for the side epoll descriptor.
+    epoll_side_polled: bool,
 }
 
 impl UringSelector {
@@ -142,6 +162,8 @@ impl UringSelector {
             wake_fd: Arc::new(WakeFd::new()?),
             skip_success,
             backlog: VecDeque::new(),
+            epoll_side: None,
+            epoll_side_polled: false,
         };
         selector.queue_waker_poll()?;
         Ok(selector)
@@ -230,6 +252,11 @@ impl UringSelector {
             let _ = self.queue_waker_poll();
             return true;
         }
+        if user_data == EPOLL_SIDE_DATA {
+            self.epoll_side_polled = false;
+            self.complete_epoll_side(events);
+            return false;
+        }
         if user_data & INTERNAL != 0 {
             return false; // a POLL_REMOVE's own result: nothing to report
         }
@@ -239,6 +266,28 @@ impl UringSelector {
         };
         if reg.in_flight != Some(user_data) {
             return false; // stale: for a poll this registration replaced
+        }
+        let write_news = (libc::POLLOUT | libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) as i32;
+        if result >= 0 && !reg.interest.is_readable() && result & write_news == 0 {
+            // Only POLLRDHUP (or POLLIN), which the kernel adds to every
+            // io_uring poll: the peer half-closed, and this registration
+            // waits to write. Not news to it; wait in epoll instead.
+            let added = reg.on_epoll_side;
+            reg.on_epoll_side = true;
+            reg.in_flight = Some(ON_EPOLL_SIDE);
+            if let Err(err) = self.arm_on_epoll_side(fd as RawFd, added) {
+                // Reported as both directions: the caller's write meets it.
+                log_side_error(&err);
+                if let Some(Some(reg)) = self.registrations.get_mut(fd) {
+                    reg.in_flight = None;
+                    events.push(Event {
+                        token: reg.token,
+                        readable: true,
+                        writable: true,
+                    });
+                }
+            }
+            return false;
         }
         reg.in_flight = None;
         let has = |bits: libc::c_short| result >= 0 && result & bits as i32 != 0;
@@ -251,6 +300,63 @@ impl UringSelector {
             writable: failed || has(libc::POLLOUT | libc::POLLHUP | libc::POLLERR),
         });
         false
+    }
+
+    fn arm_on_epoll_side(&mut self, fd: RawFd, added: bool) -> io::Result<()> {
+        let side = match &mut self.epoll_side {
+            Some(side) => side,
+            None => self.epoll_side.insert(EpollSide::new()?),
+        };
+        side.arm_write(fd, added)?;
+        self.poll_epoll_side()
+    }
+
+    /// Keeps one ring poll on the side epoll descriptor while it has members.
+    fn poll_epoll_side(&mut self) -> io::Result<()> {
+        let Some(side) = &self.epoll_side else {
+            return Ok(());
+        };
+        if self.epoll_side_polled || !side.has_members() {
+            return Ok(());
+        }
+        let entry = opcode::PollAdd::new(types::Fd(side.fd()), libc::POLLIN as u32)
+            .build()
+            .user_data(EPOLL_SIDE_DATA);
+        self.push(entry)?;
+        self.epoll_side_polled = true;
+        Ok(())
+    }
+
+    /// The side epoll instance is readable: report its ready members.
+    fn complete_epoll_side(&mut self, events: &mut Events) {
+        let room = events.capacity() - events.len();
+        let ready = match self.epoll_side.as_mut().map(|side| side.ready(room)) {
+            Some(Ok(ready)) => ready,
+            Some(Err(err)) => {
+                log_side_error(&err);
+                Vec::new()
+            }
+            None => Vec::new(),
+        };
+        for (fd, flags) in ready {
+            let Some(Some(reg)) = self.registrations.get_mut(fd as usize) else {
+                continue;
+            };
+            if !reg.on_epoll_side || reg.in_flight != Some(ON_EPOLL_SIDE) {
+                continue;
+            }
+            reg.in_flight = None;
+            let has = |bits: libc::c_int| flags & bits as u32 != 0;
+            events.push(Event {
+                token: reg.token,
+                readable: has(libc::EPOLLHUP | libc::EPOLLERR),
+                writable: has(libc::EPOLLOUT | libc::EPOLLHUP | libc::EPOLLERR),
+            });
+        }
+        // Members left ready (beyond `room`) make it readable again at once.
+        if let Err(err) = self.poll_epoll_side() {
+            log_side_error(&err);
+        }
     }
 
     /// Moves completions into `events` until the CQ is empty or `events` is
@@ -323,6 +429,7 @@ impl Selector for UringSelector {
             token,
             interest,
             in_flight: Some(user_data),
+            on_epoll_side: false,
         });
         Ok(())
     }
@@ -331,6 +438,9 @@ impl Selector for UringSelector {
         let Some(reg) = *self.slot(fd)? else {
             return Err(not_registered(fd));
         };
+        if reg.on_epoll_side {
+            return self.reregister_on_epoll_side(fd, reg, token, interest);
+        }
         let in_flight = match reg.in_flight {
             // Still armed with the same interest: only the token changes,
             // and tokens live here, not in the kernel.
@@ -345,6 +455,7 @@ impl Selector for UringSelector {
             token,
             interest,
             in_flight,
+            on_epoll_side: false,
         });
         Ok(())
     }
@@ -353,6 +464,12 @@ impl Selector for UringSelector {
         let Some(reg) = self.slot(fd)?.take() else {
             return Err(not_registered(fd));
         };
+        if reg.on_epoll_side {
+            if let Some(side) = &mut self.epoll_side {
+                side.remove(fd)?;
+            }
+            return Ok(());
+        }
         if let Some(user_data) = reg.in_flight {
             self.queue_remove(user_data)?;
         }
@@ -393,6 +510,44 @@ impl Selector for UringSelector {
     fn kind(&self) -> BackendKind {
         BackendKind::Uring
     }
+}
+
+impl UringSelector {
+    /// `reregister` for a registration in the side epoll instance: a
+    /// write-only wait stays there; one that wants to read goes back to the
+    /// ring, where the peer's FIN is news.
+    fn reregister_on_epoll_side(
+        &mut self,
+        fd: RawFd,
+        reg: Registration,
+        token: Token,
+        interest: Interest,
+    ) -> io::Result<()> {
+        let in_flight = if !interest.is_readable() {
+            if reg.in_flight.is_none() {
+                self.arm_on_epoll_side(fd, true)?;
+            }
+            Some(ON_EPOLL_SIDE)
+        } else {
+            if let Some(side) = &mut self.epoll_side {
+                side.remove(fd)?;
+            }
+            Some(self.queue_poll(fd, interest)?)
+        };
+        *self.slot(fd)? = Some(Registration {
+            token,
+            interest,
+            in_flight,
+            on_epoll_side: !interest.is_readable(),
+        });
+        Ok(())
+    }
+}
+
+fn log_side_error(err: &io::Error) {
+    // The backends crate has no logger; stderr is where a selector's
+    // internal trouble can be seen.
+    eprintln!("portcullis-backends: uring: the side epoll instance failed: {err}");
 }
 
 fn not_registered(fd: RawFd) -> io::Error {
@@ -554,6 +709,64 @@ mod tests {
             tokens.extend(events.iter().map(|e| e.token.0));
         }
         assert_eq!(tokens, vec![2]);
+    }
+
+    /// The peer half-closes while our send buffer is full: a write-only
+    /// wait must stay quiet (the kernel's POLLRDHUP is not news to a
+    /// writer), and report once the peer reads and room appears.
+    #[test]
+    fn a_write_only_wait_ignores_a_half_close_and_reports_the_room() {
+        use std::io::Read;
+        use std::net::{Shutdown, TcpListener, TcpStream};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut peer = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut ours, _) = listener.accept().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        let chunk = vec![0u8; 64 * 1024];
+        while ours.write(&chunk).is_ok() {}
+        peer.shutdown(Shutdown::Write).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let mut sel = UringSelector::new().unwrap();
+        let fd = ours.as_raw_fd();
+        sel.register(fd, Token(7), Interest::WRITABLE).unwrap();
+        let mut events = Events::with_capacity(8);
+        for _ in 0..20 {
+            sel.wait(&mut events, Some(Duration::from_millis(5)))
+                .unwrap();
+            assert!(events.is_empty(), "{:?}", events.iter().collect::<Vec<_>>());
+            sel.reregister(fd, Token(7), Interest::WRITABLE).unwrap();
+        }
+        // The peer drains: now there is room, and it is reported once.
+        let mut sink = vec![0u8; 1 << 20];
+        peer.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut drained = 0;
+        while drained < 4 << 20 {
+            match peer.read(&mut sink) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => drained += n,
+            }
+            sel.wait(&mut events, Some(Duration::ZERO)).unwrap();
+            if !events.is_empty() {
+                break;
+            }
+        }
+        let until = Instant::now() + Duration::from_secs(2);
+        while events.is_empty() && Instant::now() < until {
+            sel.wait(&mut events, Some(Duration::from_millis(20)))
+                .unwrap();
+        }
+        let got: Vec<Event> = events.iter().copied().collect();
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].writable && got[0].token == Token(7), "{got:?}");
+        // Back to reading: the registration returns to the ring, where the
+        // FIN is news at once.
+        sel.reregister(fd, Token(8), Interest::READABLE).unwrap();
+        sel.wait(&mut events, Some(Duration::from_secs(2))).unwrap();
+        assert_eq!(
+            events.get(0).map(|e| (e.token, e.readable)),
+            Some((Token(8), true))
+        );
+        sel.deregister(fd).unwrap();
     }
 
     #[test]
