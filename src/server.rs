@@ -207,11 +207,19 @@ fn start_threads(settings: ServerSettings) -> io::Result<ServerHandle> {
         .iter()
         .map(|l| l.local_addr())
         .collect::<io::Result<Vec<_>>>()?;
+    let edges: Vec<Arc<crate::engine::EdgePolicy>> = settings
+        .listeners
+        .iter()
+        .zip(&addresses)
+        .map(|(spec, local)| Arc::new(spec.edge.build(*local, settings.max_connections)))
+        .collect();
     let policies = addresses
         .iter()
         .zip(&settings.listeners)
-        .map(|(&local, spec)| crate::engine::ListenerPolicy {
+        .zip(&edges)
+        .map(|((&local, spec), edge)| crate::engine::ListenerPolicy {
             local,
+            edge: edge.clone(),
             allow_plaintext: spec.allow_plaintext || !spec.tls,
             tls: if spec.tls {
                 settings.gate.clone()
@@ -229,7 +237,10 @@ fn start_threads(settings: ServerSettings) -> io::Result<ServerHandle> {
             settings.max_connections
         );
     }
-    let shared = Arc::new(Shared::new(max_connections));
+    let shared = Arc::new(Shared::with_listeners(
+        max_connections,
+        edges.iter().map(|edge| edge.limits.clone()).collect(),
+    ));
     let setup = crate::engine::threads::Setup {
         service: settings.service.clone(),
         policies,

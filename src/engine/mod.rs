@@ -47,8 +47,8 @@
 pub mod buffers;
 pub mod connection;
 pub mod context;
-pub mod edge;
 pub mod driver;
+pub mod edge;
 pub mod hub;
 pub mod limits;
 pub mod readiness;
@@ -59,8 +59,8 @@ pub mod worker;
 
 pub use connection::{Connection, Next, Stage};
 pub use context::{Context, ListenerPolicy};
-pub use edge::{EdgePolicy, ListenerLimits};
 pub use driver::Driver;
+pub use edge::{EdgePolicy, ListenerLimits};
 pub use limits::ConnectionLimits;
 pub use readiness::Worker;
 pub use stats::{CloseReason, Stats};

@@ -75,12 +75,15 @@ impl Acceptor {
                     match accept::accept(listener) {
                         Ok((stream, peer)) => {
                             env.shared.stats.count_accepted();
-                            if let Err(reason) = env.admit(peer) {
-                                env.shared.stats.count_closed(reason);
-                                continue;
-                            }
+                            let admitted = match env.admit(index, peer, Instant::now()) {
+                                Ok(admitted) => admitted,
+                                Err(reason) => {
+                                    env.shared.stats.count_closed(reason);
+                                    continue;
+                                }
+                            };
                             if let Err(err) = accept::tune(&stream, &env.socket_options) {
-                                env.release();
+                                env.release(admitted, Instant::now());
                                 env.shared.stats.count_closed(CloseReason::SocketError);
                                 log::debug!("dropped {peer}: cannot set socket options: {err}");
                                 continue;
@@ -89,6 +92,7 @@ impl Acceptor {
                             let connection = ConnectionThread {
                                 setup: setup.clone(),
                                 id: next_id & 0xffff,
+                                admitted,
                                 stream,
                                 listener: index,
                                 peer,
@@ -104,7 +108,7 @@ impl Acceptor {
                                     // The closure (and the stream) is dropped:
                                     // the connection is closed.
                                     log::warn!("cannot start a thread for {peer}: {err}");
-                                    env.release();
+                                    env.release(admitted, Instant::now());
                                     env.shared.stats.count_closed(CloseReason::SocketError);
                                 }
                             }

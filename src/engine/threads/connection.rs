@@ -38,7 +38,7 @@ use super::Setup;
 use crate::engine::connection::{Connection, Next, Stage};
 use crate::engine::readiness::socket_io::failure_reason;
 use crate::engine::stats::CloseReason;
-use crate::engine::worker::Env;
+use crate::engine::worker::{Admitted, Env};
 
 /// Longest a single blocking write may wait for the peer to make room.
 pub const WRITE_SLICE: Duration = Duration::from_millis(250);
@@ -54,6 +54,9 @@ pub struct ConnectionThread {
     pub setup: Arc<Setup>,
     /// A number for the thread's environment (its session ids).
     pub id: usize,
+    /// What `Env::admit` counted for this connection, until the connection
+    /// exists to say it.
+    pub admitted: Admitted,
     pub stream: TcpStream,
     pub listener: usize,
     pub peer: SocketAddr,
@@ -76,6 +79,7 @@ impl ConnectionThread {
         let ConnectionThread {
             setup,
             id,
+            admitted,
             stream,
             listener,
             peer,
@@ -87,7 +91,7 @@ impl ConnectionThread {
             Err(err) => {
                 log::warn!("dropped {peer}: cannot prepare its thread: {err}");
                 env.shared.stats.count_closed(CloseReason::SocketError);
-                env.release();
+                env.release(admitted, Instant::now());
                 return;
             }
         };
@@ -115,8 +119,9 @@ impl ConnectionThread {
         } = state;
         room.leave(key);
         drop(stream);
+        let admitted = conn.admitted();
         conn.finish(reason, &mut env.context(Instant::now()));
-        env.release();
+        env.release(admitted, Instant::now());
     }
 }
 
