@@ -44,7 +44,8 @@ while [[ $# -gt 0 ]]; do
 done
 here=$(cd "$(dirname "$0")/.." && pwd)
 bench_bin=${BENCH_BIN:-$old}
-names() { "$1" backends | awk '{print $1}'; }
+# A build's drivers that run here; an older build lists bare names.
+names() { "$1" backends | awk 'NF == 1 || $3 == "yes" { print $1 }'; }
 if [[ -n ${BACKENDS:-} ]]; then
   read -ra backends <<<"$BACKENDS"
 else

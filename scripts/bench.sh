@@ -8,7 +8,8 @@
 #
 # What it measures:
 #   echo        cppserver-v2 (1,000 messages in flight per client): every
-#               compiled backend x {1, 100 clients} x {plain, TLS}
+#               driver that runs here (`portcullis backends`: epoll, uring,
+#               mio, poll, threads, ...) x {1, 100 clients} x {plain, TLS}
 #               x {0, 10,000 idle connections held open alongside};
 #               cppserver-v1 (one message per write, never waiting for
 #               echoes): every backend x {1, 100 clients} x {plain, TLS}
@@ -16,6 +17,10 @@
 #               every backend x {1, 100 clients}, plaintext
 #   multicast   every backend, 100 receivers
 #   handshakes  full and resumed, RSA and ECDSA certificates
+#   backends    the backend comparison charts (ping-pong CPU per message
+#               against clients, the cost of one wait against idle
+#               descriptors, threads vs epoll when idle):
+#               scripts/bench-backends.sh, run on its own
 #   udp         UDP echo {1, 100 clients} and multicast {1, 100 receivers},
 #               every backend, server CPU per datagram, datagrams per system
 #               call, next to a minimal C recvmmsg/sendmmsg echo loop and to
@@ -75,8 +80,11 @@ echo "bench.sh: building release into $CARGO_TARGET_DIR ..." >&2
 cargo build --release --quiet
 bin=$CARGO_TARGET_DIR/release/portcullis
 
-mapfile -t backends < <("$bin" backends)
-best=${backends[0]}
+# Every driver that runs here, as `portcullis backends` lists it (name,
+# model, yes/no): the readiness backends, uring, threads, and
+# uring-completion when the build has it. The best is the first readiness one.
+mapfile -t backends < <("$bin" backends | awk '$3 == "yes" { print $1 }')
+best=$("$bin" backends | awk '$2 == "readiness" && $3 == "yes" { print $1; exit }')
 
 # Server on core 0, load generator on core 1 (or both on 0 on one core).
 server_cpu=0

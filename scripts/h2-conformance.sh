@@ -36,7 +36,8 @@ bin=${PORTCULLIS_BIN:-"$CARGO_TARGET_DIR/debug/portcullis"}
 command -v httpwg >/dev/null || { echo "h2-conformance: httpwg not found; cargo install --locked httpwg-cli" >&2; exit 1; }
 [[ -x $bin ]] || (cd "$here" && cargo build --quiet)
 
-backends=${backend_only:-$("$bin" backends)}
+# The readiness backends that run here (`portcullis backends`: name, model, runs).
+backends=${backend_only:-$("$bin" backends | awk '$2 == "readiness" && $3 == "yes" { print $1 }')}
 status=0
 for backend in $backends; do
   out=$(mktemp)

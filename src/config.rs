@@ -29,7 +29,8 @@ use crate::udp::config::{MulticastConfig, UdpConfig, UdpListenerConfig};
 pub struct Config {
     /// `echo`, `chat`, `http`, `multicast`, `udp-echo` or `udp-multicast`.
     pub service: Option<String>,
-    /// A backend name; default: the best compiled in.
+    /// A driver name (see `engine::driver`); default: the best readiness
+    /// backend that runs here.
     pub backend: Option<String>,
     pub workers: Option<usize>,
     pub max_connections: Option<usize>,
@@ -314,7 +315,7 @@ impl Config {
             }
         }
         if let Some(backend) = &self.backend {
-            if let Err(err) = backends::parse_backend(backend) {
+            if let Err(err) = crate::engine::Driver::parse(backend) {
                 return fail("backend", err);
             }
         }

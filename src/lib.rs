@@ -1,6 +1,7 @@
 //! Portcullis: one TCP port serving plaintext, TLS and mutual TLS, decided per
-//! connection, on a hand-rolled reactor with `poll`, `epoll`, `kqueue` and
-//! `mio` backends.
+//! connection, on a hand-rolled reactor with `poll`, `epoll`, `kqueue`,
+//! `uring` and `mio` backends (and a thread-per-connection baseline,
+//! `engine::threads`, to compare them with).
 //!
 //! Read it in the order bytes flow: [`backends`] (readiness, one file per OS
 //! mechanism), [`timers`] (deadlines), [`net`] (listeners and accepting),

@@ -17,8 +17,8 @@ fn main() {
         Command::Stats(args) => portcullis::cli::stats::run(&args),
         Command::Limits(args) => portcullis::cli::limits::run(&args),
         Command::Backends => {
-            for kind in backends::BackendKind::compiled() {
-                println!("{kind}");
+            for driver in portcullis::engine::Driver::compiled() {
+                println!("{}", driver.describe());
             }
             0
         }

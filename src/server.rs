@@ -21,7 +21,7 @@ use backends::BackendKind;
 
 use crate::engine::counters::WorkerCounters;
 use crate::engine::edge::EdgeSettings;
-use crate::engine::{ConnectionLimits, ListenerSetup, Shared, Worker, WorkerSetup};
+use crate::engine::{ConnectionLimits, Driver, ListenerSetup, Shared, Worker, WorkerSetup};
 use crate::net::accept::AcceptedSocketOptions;
 use crate::net::listener::{self, ListenerOptions};
 use crate::service::http2::Http2Counters;
@@ -43,7 +43,8 @@ pub struct ListenerSettings {
 /// Everything needed to start a server.
 pub struct ServerSettings {
     pub listeners: Vec<ListenerSettings>,
-    pub backend: BackendKind,
+    /// The I/O driver: a readiness backend, or a thread per connection.
+    pub driver: Driver,
     pub workers: usize,
     pub max_connections: usize,
     pub service_name: String,
@@ -76,7 +77,7 @@ impl ServerSettings {
                 tls: false,
                 edge: EdgeSettings::default(),
             }],
-            backend: BackendKind::best(),
+            driver: Driver::best(),
             workers: 1,
             max_connections: 10_000,
             service_name: service_name.to_string(),
@@ -188,8 +189,111 @@ impl ServerHandle {
     }
 }
 
-/// Binds every listener for every worker and starts the worker threads.
+/// Starts the server under its driver. One `match`: a new driver is one
+/// more arm.
 pub fn start(settings: ServerSettings) -> io::Result<ServerHandle> {
+    match settings.driver {
+        Driver::Readiness(kind) => start_readiness(settings, kind),
+        Driver::Threads => start_threads(settings),
+    }
+}
+
+/// Binds every listener once and starts the acceptor of the
+/// thread-per-connection driver (`engine::threads`).
+#[cfg(target_os = "linux")]
+fn start_threads(settings: ServerSettings) -> io::Result<ServerHandle> {
+    if settings.udp.is_some() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the threads driver serves TCP only; serve UDP with a readiness backend \
+             (see `portcullis backends`)",
+        ));
+    }
+    if settings.listeners.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "no listener configured: give a TCP address",
+        ));
+    }
+    if settings.admin.is_some() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the admin port reports the event-loop drivers' per-worker counters; \
+             the threads driver keeps none: serve it without --admin",
+        ));
+    }
+    if settings.workers > 1 {
+        log::info!("threads: --workers does not apply (every connection has its own thread)");
+    }
+    let sockets = bind_all(&settings.listeners, 1)?.remove(0);
+    let addresses = sockets
+        .iter()
+        .map(|l| l.local_addr())
+        .collect::<io::Result<Vec<_>>>()?;
+    let edges: Vec<Arc<crate::engine::EdgePolicy>> = settings
+        .listeners
+        .iter()
+        .zip(&addresses)
+        .map(|(spec, local)| Arc::new(spec.edge.build(*local, settings.max_connections)))
+        .collect();
+    let policies = addresses
+        .iter()
+        .zip(&settings.listeners)
+        .zip(&edges)
+        .map(|((&local, spec), edge)| crate::engine::ListenerPolicy {
+            local,
+            edge: edge.clone(),
+            allow_plaintext: spec.allow_plaintext || !spec.tls,
+            tls: if spec.tls {
+                settings.gate.clone()
+            } else {
+                None
+            },
+        })
+        .collect();
+    let budget = crate::engine::threads::thread_budget();
+    let max_connections = settings.max_connections.min(budget);
+    if max_connections < settings.max_connections {
+        log::warn!(
+            "threads: at most {budget} connections (one thread each, about four memory maps \
+             per thread against vm.max_map_count), not {}",
+            settings.max_connections
+        );
+    }
+    let shared = Arc::new(Shared::with_listeners(
+        max_connections,
+        edges.iter().map(|edge| edge.limits.clone()).collect(),
+    ));
+    let setup = crate::engine::threads::Setup {
+        service: settings.service.clone(),
+        policies,
+        limits: settings.limits.clone(),
+        socket_options: settings.socket_options,
+        shutdown_grace: settings.shutdown_grace,
+        shared: shared.clone(),
+    };
+    let (waker, acceptor) = crate::engine::threads::start(sockets, setup)?;
+    Ok(ServerHandle {
+        addresses,
+        udp_addresses: Vec::new(),
+        admin_address: None,
+        shared,
+        counters: Vec::new(),
+        wakers: vec![waker],
+        threads: vec![acceptor],
+    })
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_threads(_: ServerSettings) -> io::Result<ServerHandle> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        Driver::Threads.availability().unwrap_err(),
+    ))
+}
+
+/// Binds every listener for every worker and starts the readiness workers.
+fn start_readiness(settings: ServerSettings, backend: BackendKind) -> io::Result<ServerHandle> {
     if settings.listeners.is_empty() && settings.udp.is_none() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -239,7 +343,7 @@ pub fn start(settings: ServerSettings) -> io::Result<ServerHandle> {
                 shared: shared.clone(),
                 workers: counters.clone(),
                 listeners: addresses.clone(),
-                backend: settings.backend.name(),
+                backend: settings.driver.name(),
                 started: std::time::Instant::now(),
             };
             let handle =
@@ -252,7 +356,7 @@ pub fn start(settings: ServerSettings) -> io::Result<ServerHandle> {
     };
     let mut selectors = Vec::with_capacity(workers);
     for _ in 0..workers {
-        selectors.push(settings.backend.open()?);
+        selectors.push(backend.open()?);
     }
     let wakers: Vec<backends::Waker> = selectors.iter().map(|s| s.waker()).collect();
     if workers > 1 {

@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::{backends, Server};
+use common::{backends, drivers, Server};
 
 const GREETING: &str = "welcome to portcullis chat";
 
@@ -104,7 +104,7 @@ fn parse(line: &str) -> (usize, usize) {
 
 #[test]
 fn broadcast_reaches_every_member_exactly_once_and_in_order() {
-    for backend in backends() {
+    for backend in drivers() {
         every_member_hears_every_line_once_in_order(&backend, &[], 6);
     }
 }
@@ -129,7 +129,7 @@ fn a_member_that_stops_reading_is_dropped_and_the_room_carries_on() {
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("chat.toml");
     std::fs::write(&config, "[limits]\noutput_hard_limit = 262144\n").unwrap();
-    for backend in backends() {
+    for backend in drivers() {
         let server = chat_server(&backend, &["--config", config.to_str().unwrap()]);
         let (_slow, _slow_reader) = join(&server); // never reads again
         let (mut talker, mut talker_reader) = join(&server);

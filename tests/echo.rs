@@ -1,6 +1,7 @@
-//! The echo service over plaintext, against every compiled backend: integrity
-//! with one and with a thousand clients, large messages through partial
-//! writes, clients that misbehave, the connection limit, and shutdown.
+//! The echo service over plaintext, against every driver that runs here
+//! (the readiness backends and `threads`): integrity with one and with a
+//! thousand clients, large messages through partial writes, clients that
+//! misbehave, the connection limit, and shutdown.
 
 mod common;
 
@@ -8,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::{backends, closed_by_server, pattern, read_exact, Server};
+use common::{backends, closed_by_server, drivers, pattern, read_exact, Server};
 
 fn echo_server(backend: &str, extra: &[&str]) -> Server {
     Server::service("echo", backend, extra)
@@ -16,7 +17,7 @@ fn echo_server(backend: &str, extra: &[&str]) -> Server {
 
 #[test]
 fn one_client_gets_every_byte_back() {
-    for backend in backends() {
+    for backend in drivers() {
         let server = echo_server(&backend, &[]);
         let mut client = server.connect();
         for (i, size) in [1usize, 32, 1000, 65_536, 200_000].into_iter().enumerate() {
@@ -38,7 +39,7 @@ fn a_thousand_concurrent_clients_each_get_their_own_bytes() {
     const CLIENTS: usize = 1000;
     const THREADS: usize = 8;
     const ROUNDS: usize = 3;
-    for backend in backends() {
+    for backend in drivers() {
         let server = echo_server(&backend, &[]);
         let addr = server.addr();
         let threads: Vec<_> = (0..THREADS)
@@ -78,7 +79,7 @@ fn a_thousand_concurrent_clients_each_get_their_own_bytes() {
 #[test]
 fn a_four_mebibyte_message_survives_partial_writes() {
     const SIZE: usize = 4 * 1024 * 1024;
-    for backend in backends() {
+    for backend in drivers() {
         let server = echo_server(&backend, &[]);
         let client = server.connect();
         let mut reader = client.try_clone().unwrap();
@@ -94,7 +95,7 @@ fn a_four_mebibyte_message_survives_partial_writes() {
 
 #[test]
 fn a_client_that_never_reads_is_paused_not_buffered_and_others_keep_going() {
-    for backend in backends() {
+    for backend in drivers() {
         let server = echo_server(&backend, &[]);
         let rss_before = server.rss_kib();
         // The hog sends as much as the sockets will take and reads nothing.
@@ -133,7 +134,7 @@ fn a_client_that_never_reads_is_paused_not_buffered_and_others_keep_going() {
 
 #[test]
 fn resets_in_the_middle_of_a_write_disturb_nobody_else() {
-    for backend in backends() {
+    for backend in drivers() {
         let server = echo_server(&backend, &[]);
         let mut bystander = server.connect();
         for i in 0..20 {
@@ -157,7 +158,7 @@ fn resets_in_the_middle_of_a_write_disturb_nobody_else() {
 
 #[test]
 fn max_conns_refuses_the_extra_connection_and_serves_the_rest() {
-    for backend in backends() {
+    for backend in drivers() {
         let server = echo_server(&backend, &["--max-conns", "3"]);
         let mut admitted: Vec<TcpStream> = (0..3).map(|_| server.connect()).collect();
         for (i, client) in admitted.iter_mut().enumerate() {
@@ -194,7 +195,7 @@ fn max_conns_refuses_the_extra_connection_and_serves_the_rest() {
 
 #[test]
 fn half_close_still_gets_the_whole_echo() {
-    for backend in backends() {
+    for backend in drivers() {
         let server = echo_server(&backend, &[]);
         let mut client = server.connect();
         let message = pattern(7, 100_000);
@@ -235,7 +236,7 @@ fn an_unknown_backend_is_refused_with_the_list_of_choices() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("unknown backend `nosuch`"), "{stderr}");
-    for backend in backends() {
+    for backend in drivers() {
         assert!(
             stderr.contains(&backend),
             "{stderr} does not list {backend}"

@@ -1,5 +1,5 @@
 //! The chat service behind the TLS gate: members over plaintext, TLS and
-//! mutual TLS share one room on one port, for every compiled backend. The
+//! mutual TLS share one room on one port, for every driver that runs here. The
 //! greeting waits for the handshake; a plaintext member that waits to be
 //! spoken to is greeted after the short plaintext grace.
 
@@ -8,7 +8,7 @@ mod common;
 use std::io::{BufRead, BufReader, Read, Write};
 
 use common::tls::tls_connect;
-use common::{backends, Server};
+use common::{drivers, Server};
 
 const GREETING: &str = "welcome to portcullis chat";
 
@@ -20,7 +20,7 @@ fn read_line<S: Read>(reader: &mut BufReader<S>) -> String {
 
 #[test]
 fn plain_tls_and_mtls_members_share_one_room() {
-    for backend in backends() {
+    for backend in drivers() {
         let server = Server::start(&[
             "--service",
             "chat",

@@ -1,5 +1,5 @@
 //! The echo service over plaintext, TLS and mutual TLS on the same port, for
-//! every compiled backend: the same bytes come back whatever the transport,
+//! every driver that runs here: the same bytes come back whatever the transport,
 //! with all three connections open and interleaved.
 
 mod common;
@@ -7,7 +7,7 @@ mod common;
 use std::io::{Read, Write};
 
 use common::tls::{summary_counter, summary_line, tls_connect};
-use common::{backends, pattern, Server};
+use common::{drivers, pattern, Server};
 
 const SIZES: [usize; 5] = [1, 100, 4096, 16_385, 20_000];
 
@@ -24,7 +24,7 @@ fn round_trip<S: Read + Write>(stream: &mut S, seed: u64, size: usize, what: &st
 
 #[test]
 fn echo_is_the_same_over_plain_tls_and_mtls() {
-    for backend in backends() {
+    for backend in drivers() {
         let server = Server::start(&[
             "--service",
             "echo",

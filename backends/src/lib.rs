@@ -13,6 +13,7 @@
 //! | `epoll.rs`  | `epoll_wait(2)`      | Linux, Android     | O(ready fds)            |
 //! | `kqueue.rs` | `kevent(2)`          | macOS, BSDs        | O(ready fds)            |
 //! | `mio.rs`    | the `mio` crate      | wherever mio runs  | mio's own backend's     |
+//! | `uring.rs`  | `io_uring` poll ops  | Linux 5.11+        | O(ready fds), and the re-arms ride along in the same call |
 //!
 //! # The contract: one-shot readiness
 //!
@@ -85,13 +86,21 @@ mod kqueue;
 mod mio;
 #[cfg(all(feature = "poll", unix))]
 mod poll;
+#[cfg(with_uring)]
+mod uring;
 
 pub use waker::Waker;
 
-#[cfg(not(any(all(feature = "poll", unix), with_epoll, with_kqueue, feature = "mio")))]
+#[cfg(not(any(
+    all(feature = "poll", unix),
+    with_epoll,
+    with_kqueue,
+    with_uring,
+    feature = "mio"
+)))]
 compile_error!(
     "no reactor backend is compiled for this target: enable a backend feature \
-     (poll, epoll, kqueue or mio) whose mechanism this OS has"
+     (poll, epoll, kqueue, mio or uring) whose mechanism this OS has"
 );
 
 /// Identifies a registration. The selector hands it back in every [`Event`];
@@ -261,13 +270,18 @@ pub enum BackendKind {
     Epoll,
     Kqueue,
     Mio,
+    Uring,
 }
 
 impl BackendKind {
-    /// Every backend, compiled in or not, best first.
-    pub const ALL: [BackendKind; 4] = [
+    /// Every backend, compiled in or not, best first. `uring` comes after
+    /// the native O(ready) mechanism: it is the newer path, and it is often
+    /// switched off (containers, hardened kernels), so it is chosen when
+    /// asked for by name.
+    pub const ALL: [BackendKind; 5] = [
         BackendKind::Epoll,
         BackendKind::Kqueue,
+        BackendKind::Uring,
         BackendKind::Mio,
         BackendKind::Poll,
     ];
@@ -278,6 +292,7 @@ impl BackendKind {
             BackendKind::Epoll => "epoll",
             BackendKind::Kqueue => "kqueue",
             BackendKind::Mio => "mio",
+            BackendKind::Uring => "uring",
         }
     }
 
@@ -294,6 +309,7 @@ impl BackendKind {
             BackendKind::Epoll => cfg!(with_epoll),
             BackendKind::Kqueue => cfg!(with_kqueue),
             BackendKind::Mio => cfg!(feature = "mio"),
+            BackendKind::Uring => cfg!(with_uring),
         }
     }
 
@@ -302,10 +318,57 @@ impl BackendKind {
         Self::ALL.into_iter().filter(|k| k.is_compiled()).collect()
     }
 
-    /// The best backend of this build: the OS's native O(ready) mechanism when
-    /// compiled in, then mio, then poll.
+    /// Whether this backend can run here, and if not, why. Being compiled
+    /// in is not enough for `uring`: the running kernel may be too old, or
+    /// forbid io_uring (`kernel.io_uring_disabled`, a seccomp filter), so it
+    /// is probed once, by setting up a small ring, and the answer is kept.
+    pub fn availability(self) -> Result<(), String> {
+        if !self.is_compiled() {
+            return Err(format!(
+                "backend `{}` is not compiled into this build",
+                self.name()
+            ));
+        }
+        match self {
+            #[cfg(with_uring)]
+            BackendKind::Uring => {
+                static PROBE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+                PROBE.get_or_init(uring::probe).clone()
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The backends that are compiled in and can run on this machine, best
+    /// first.
+    pub fn available() -> Vec<BackendKind> {
+        Self::available_by(|kind| kind.availability())
+    }
+
+    /// [`available`](Self::available) with the check injected, so that a
+    /// test can make a backend unavailable.
+    pub fn available_by(check: impl Fn(BackendKind) -> Result<(), String>) -> Vec<BackendKind> {
+        Self::compiled()
+            .into_iter()
+            .filter(|&kind| check(kind).is_ok())
+            .collect()
+    }
+
+    /// The best backend that can run here: the OS's native O(ready)
+    /// mechanism when compiled in, then uring, mio, poll. A backend whose
+    /// probe fails is never chosen.
     pub fn best() -> BackendKind {
-        Self::compiled()[0]
+        Self::best_by(|kind| kind.availability())
+    }
+
+    /// [`best`](Self::best) with the check injected.
+    pub fn best_by(check: impl Fn(BackendKind) -> Result<(), String>) -> BackendKind {
+        // poll cannot fail to run where it is compiled; the crate refuses
+        // to build with no backend at all.
+        Self::available_by(check)
+            .first()
+            .copied()
+            .unwrap_or_else(|| Self::compiled()[0])
     }
 
     /// Opens a selector of this kind, or explains why it is not available.
@@ -319,6 +382,17 @@ impl BackendKind {
             BackendKind::Kqueue => Ok(Box::new(kqueue::KqueueSelector::new()?)),
             #[cfg(feature = "mio")]
             BackendKind::Mio => Ok(Box::new(mio::MioSelector::new()?)),
+            #[cfg(with_uring)]
+            BackendKind::Uring => match uring::UringSelector::new() {
+                Ok(selector) => Ok(Box::new(selector)),
+                Err(err) => Err(io::Error::new(
+                    err.kind(),
+                    format!(
+                        "backend `uring` cannot run on this machine: {err} (available: {})",
+                        available_names()
+                    ),
+                )),
+            },
             #[allow(unreachable_patterns)]
             other => Err(io::Error::new(
                 io::ErrorKind::Unsupported,
@@ -338,9 +412,10 @@ impl fmt::Display for BackendKind {
     }
 }
 
-/// "epoll, mio, poll": the compiled backends, for error messages and `--help`.
+/// "epoll, uring, mio, poll": the backends compiled in that can run here,
+/// for error messages and `--help`.
 pub fn available_names() -> String {
-    BackendKind::compiled()
+    BackendKind::available()
         .iter()
         .map(|k| k.name())
         .collect::<Vec<_>>()
@@ -350,17 +425,36 @@ pub fn available_names() -> String {
 /// Parses a name given by a user into a compiled backend, with an error that
 /// lists the choices.
 pub fn parse_backend(name: &str) -> Result<BackendKind, String> {
+    parse_backend_by(name, |kind| kind.availability())
+}
+
+/// [`parse_backend`] with the availability check injected.
+pub fn parse_backend_by(
+    name: &str,
+    check: impl Fn(BackendKind) -> Result<(), String> + Copy,
+) -> Result<BackendKind, String> {
+    let names = || {
+        BackendKind::available_by(check)
+            .iter()
+            .map(|k| k.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     match BackendKind::from_name(name) {
-        Some(kind) if kind.is_compiled() => Ok(kind),
-        Some(kind) => Err(format!(
+        Some(kind) if !kind.is_compiled() => Err(format!(
             "backend `{}` is not compiled into this build; available: {}",
             kind.name(),
-            available_names()
+            names()
         )),
-        None => Err(format!(
-            "unknown backend `{name}`; available: {}",
-            available_names()
-        )),
+        Some(kind) => match check(kind) {
+            Ok(()) => Ok(kind),
+            Err(why) => Err(format!(
+                "backend `{}` cannot run on this machine: {why}; available: {}",
+                kind.name(),
+                names()
+            )),
+        },
+        None => Err(format!("unknown backend `{name}`; available: {}", names())),
     }
 }
 
@@ -416,6 +510,51 @@ mod tests {
     #[test]
     fn the_best_backend_is_compiled() {
         assert!(BackendKind::best().is_compiled());
+    }
+
+    /// The refusal path, with the probe forced to fail: the best backend
+    /// skips the failing one, and asking for it by name gives the reason and
+    /// the backends that can run.
+    #[test]
+    fn a_backend_whose_probe_fails_is_never_chosen_and_is_refused_with_the_reason() {
+        for broken in BackendKind::compiled() {
+            let check = |kind: BackendKind| {
+                if kind == broken {
+                    Err("io_uring_setup is not permitted (forced by a test)".to_string())
+                } else {
+                    kind.availability()
+                }
+            };
+            if BackendKind::available_by(check).is_empty() {
+                continue; // the only backend of this build
+            }
+            assert_ne!(BackendKind::best_by(check), broken);
+            assert!(!BackendKind::available_by(check).contains(&broken));
+            let err = parse_backend_by(broken.name(), check).unwrap_err();
+            assert!(
+                err.contains(&format!("backend `{broken}` cannot run on this machine"))
+                    && err.contains("forced by a test")
+                    && err.contains("available: "),
+                "{err}"
+            );
+            let listed = err.rsplit("available: ").next().unwrap();
+            assert!(!listed.split(", ").any(|n| n == broken.name()), "{err}");
+        }
+    }
+
+    /// When the best backend itself fails its probe, the next one is chosen.
+    #[test]
+    fn the_best_backend_falls_back_past_a_failing_probe() {
+        let compiled = BackendKind::compiled();
+        if compiled.len() < 2 {
+            return;
+        }
+        let first = compiled[0];
+        let check = |kind: BackendKind| match kind == first {
+            true => Err("forced".to_string()),
+            false => Ok(()),
+        };
+        assert_eq!(BackendKind::best_by(check), compiled[1]);
     }
 
     #[test]

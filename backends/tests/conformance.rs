@@ -6,8 +6,9 @@
 //! plain function of a `BackendKind`**: the `backend_tests!` macro at the end
 //! stamps out one module per backend (`epoll::hang_up_is_readable`,
 //! `poll::hang_up_is_readable`, ...), so a failure names the backend, and a
-//! backend that is not compiled into this build reports its tests as passed
-//! with a printed note rather than vanishing.
+//! backend that is not compiled into this build (or, like `uring`, cannot
+//! run on this machine) reports its tests as passed with a printed note
+//! rather than vanishing.
 //!
 //! Only the public API and std sockets are used. Tests that must see an event
 //! wait up to [`PATIENCE`] for it (loaded CI machines are slow); tests that
@@ -34,6 +35,10 @@ const QUIET: Duration = Duration::from_millis(50);
 fn run(kind: BackendKind, test: fn(BackendKind)) {
     if !kind.is_compiled() {
         eprintln!("note: backend `{kind}` is not compiled into this build; test skipped");
+        return;
+    }
+    if let Err(why) = kind.availability() {
+        eprintln!("note: backend `{kind}` cannot run on this machine ({why}); test skipped");
         return;
     }
     test(kind);
@@ -590,6 +595,7 @@ backend_tests!(epoll, Epoll);
 backend_tests!(kqueue, Kqueue);
 backend_tests!(mio, Mio);
 backend_tests!(poll, Poll);
+backend_tests!(uring, Uring);
 
 /// Every backend this build contains is covered by a module above.
 #[test]
@@ -599,6 +605,7 @@ fn every_compiled_backend_has_a_module() {
         BackendKind::Kqueue,
         BackendKind::Mio,
         BackendKind::Poll,
+        BackendKind::Uring,
     ];
     for kind in BackendKind::compiled() {
         assert!(covered.contains(&kind), "no conformance module for {kind}");

@@ -35,7 +35,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the server (the default command).
     Serve(ServeArgs),
-    /// List the reactor backends compiled into this binary, best first.
+    /// List the I/O drivers of this binary, best first, one a line: name,
+    /// model (readiness or threads) and whether it can run here (yes, or no
+    /// with the reason).
     Backends,
     /// Measure a server: echo, multicast, connections or handshakes.
     Bench(crate::bench::BenchArgs),
@@ -57,7 +59,9 @@ pub struct ServeArgs {
     #[arg(long = "listen", value_name = "ADDR")]
     pub listen: Vec<SocketAddr>,
 
-    /// Reactor backend. Default: the best compiled in (see `portcullis backends`).
+    /// I/O driver: a readiness backend (epoll, uring, kqueue, mio, poll) or
+    /// `threads` (a thread per connection). Default: the best readiness
+    /// backend that runs here (see `portcullis backends`).
     #[arg(long, value_name = "NAME")]
     pub backend: Option<String>,
 

@@ -10,11 +10,10 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use backends::BackendKind;
-
 use crate::cli::ServeArgs;
 use crate::config::{Config, ConfigError, DEFAULT_LISTEN, SERVICES};
 use crate::domains::DomainRules;
+use crate::engine::Driver;
 use crate::net::listener::ListenerOptions;
 use crate::server::{self, ListenerSettings, ServerSettings, StopCause};
 use crate::service::http::{Http, HttpLimits};
@@ -42,11 +41,9 @@ pub fn settings(args: &ServeArgs) -> Result<ServerSettings, ConfigError> {
             SERVICES.join(", ")
         )));
     }
-    let backend = match args.backend.as_deref().or(config.backend.as_deref()) {
-        Some(name) => {
-            backends::parse_backend(name).map_err(|e| ConfigError(format!("--backend: {e}")))?
-        }
-        None => BackendKind::best(),
+    let driver = match args.backend.as_deref().or(config.backend.as_deref()) {
+        Some(name) => Driver::parse(name).map_err(|e| ConfigError(format!("--backend: {e}")))?,
+        None => Driver::best(),
     };
     let workers = args.workers.or(config.workers).unwrap_or(1);
     if workers == 0 {
@@ -118,7 +115,7 @@ pub fn settings(args: &ServeArgs) -> Result<ServerSettings, ConfigError> {
 
     Ok(ServerSettings {
         listeners,
-        backend,
+        driver,
         workers,
         max_connections,
         service_name,
@@ -275,7 +272,7 @@ pub fn run(args: &ServeArgs) -> i32 {
         .collect();
     let (service, backend, workers) = (
         settings.service_name.clone(),
-        settings.backend,
+        settings.driver,
         settings.workers,
     );
     let http2_counters = settings.http2_counters.clone();

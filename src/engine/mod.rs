@@ -39,6 +39,8 @@
 //! | `buffers.rs` | the per-worker buffer pool and scratch space |
 //! | `worker.rs` | a worker's state apart from its sockets; admission |
 //! | `readiness/` | the readiness driver: loop, accepting, socket I/O, UDP sockets, tokens |
+//! | `driver.rs` | the drivers by name (`--backend`): readiness backends, `threads` |
+//! | `threads/` | the thread-per-connection baseline: acceptor, blocking connection threads |
 //! | `hub.rs` | broadcasts across workers, with push-back when an inbox fills |
 //! | `stats.rs` | a counter for every reason a connection ends |
 //! | `counters.rs` | per-worker counters for metrics, summed only when read |
@@ -47,15 +49,19 @@ pub mod buffers;
 pub mod connection;
 pub mod context;
 pub mod counters;
+pub mod driver;
 pub mod edge;
 pub mod hub;
 pub mod limits;
 pub mod readiness;
 pub mod stats;
+#[cfg(target_os = "linux")]
+pub mod threads;
 pub mod worker;
 
 pub use connection::{Connection, Next, Stage};
 pub use context::{Context, ListenerPolicy};
+pub use driver::Driver;
 pub use edge::{EdgePolicy, ListenerLimits};
 pub use limits::ConnectionLimits;
 pub use readiness::Worker;

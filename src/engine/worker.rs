@@ -222,6 +222,11 @@ impl Env {
         log::info!("worker {}: served {} connections", self.id, self.served);
     }
 
+    /// Connections this worker admitted so far.
+    pub fn served(&self) -> u64 {
+        self.served
+    }
+
     /// A connection counted by [`admit`](Self::admit) has closed (or was
     /// never served): give back what was counted for it.
     pub fn release(&self, admitted: Admitted, now: Instant) {

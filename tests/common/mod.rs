@@ -27,8 +27,25 @@ pub fn server_binary() -> String {
     std::env::var("PORTCULLIS_TEST_SERVER").unwrap_or_else(|_| BIN.to_string())
 }
 
-/// The backends compiled into the binary under test.
+/// The readiness backends of the binary under test that run on this machine.
 pub fn backends() -> Vec<String> {
+    listed()
+        .into_iter()
+        .filter(|(_, model)| model == "readiness")
+        .map(|(name, _)| name)
+        .collect()
+}
+
+/// Every driver that runs on this machine, whatever its model: the
+/// readiness backends and the others (`threads`, ...). The end-to-end echo,
+/// chat and TLS tests run against all of them.
+#[allow(dead_code)]
+pub fn drivers() -> Vec<String> {
+    listed().into_iter().map(|(name, _)| name).collect()
+}
+
+/// `portcullis backends`: (name, model) of each line that says it runs here.
+fn listed() -> Vec<(String, String)> {
     let out = Command::new(server_binary())
         .arg("backends")
         .output()
@@ -37,7 +54,13 @@ pub fn backends() -> Vec<String> {
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
-        .map(str::to_string)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            match fields[..] {
+                [name, model, "yes", ..] => Some((name.to_string(), model.to_string())),
+                _ => None,
+            }
+        })
         .collect()
 }
 

@@ -28,7 +28,7 @@
 mod accepting;
 mod datagrams;
 mod slots;
-mod socket_io;
+pub(super) mod socket_io;
 
 use std::io::{self, Write};
 use std::net::TcpListener;
