@@ -311,7 +311,7 @@ impl Config {
             }
         }
         if let Some(backend) = &self.backend {
-            if let Err(err) = backends::parse_backend(backend) {
+            if let Err(err) = crate::engine::Driver::parse(backend) {
                 return fail("backend", err);
             }
         }

@@ -15,8 +15,8 @@ fn main() {
         Command::Serve(args) => portcullis::cli::serve::run(&args),
         Command::Bench(args) => portcullis::bench::run(&args),
         Command::Backends => {
-            for kind in backends::BackendKind::compiled() {
-                println!("{kind}");
+            for driver in portcullis::engine::Driver::all() {
+                println!("{}", driver.listing());
             }
             0
         }

@@ -17,10 +17,10 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use backends::BackendKind;
-
 use crate::engine::edge::EdgeSettings;
-use crate::engine::{ConnectionLimits, ListenerSetup, Shared, Worker, WorkerSetup};
+use crate::engine::{
+    CompletionOptions, ConnectionLimits, Driver, ListenerSetup, Shared, Worker, WorkerSetup,
+};
 use crate::net::accept::AcceptedSocketOptions;
 use crate::net::listener::{self, ListenerOptions};
 use crate::service::http2::Http2Counters;
@@ -42,7 +42,9 @@ pub struct ListenerSettings {
 /// Everything needed to start a server.
 pub struct ServerSettings {
     pub listeners: Vec<ListenerSettings>,
-    pub backend: BackendKind,
+    pub backend: Driver,
+    /// Ring and buffer sizes, for the completion driver.
+    pub completion: CompletionOptions,
     pub workers: usize,
     pub max_connections: usize,
     pub service_name: String,
@@ -73,7 +75,8 @@ impl ServerSettings {
                 tls: false,
                 edge: EdgeSettings::default(),
             }],
-            backend: BackendKind::best(),
+            backend: Driver::default(),
+            completion: CompletionOptions::default(),
             workers: 1,
             max_connections: 10_000,
             service_name: service_name.to_string(),
@@ -212,17 +215,17 @@ pub fn start(settings: ServerSettings) -> io::Result<ServerHandle> {
         settings.max_connections,
         edges.iter().map(|edge| edge.limits.clone()).collect(),
     ));
-    let mut selectors = Vec::with_capacity(workers);
+    let mut ios = Vec::with_capacity(workers);
     for _ in 0..workers {
-        selectors.push(settings.backend.open()?);
+        ios.push(WorkerIo::open(settings.backend, settings.udp.is_some())?);
     }
-    let wakers: Vec<backends::Waker> = selectors.iter().map(|s| s.waker()).collect();
+    let wakers: Vec<backends::Waker> = ios.iter().map(WorkerIo::waker).collect();
     if workers > 1 {
         let _ = shared.hub.set(crate::engine::hub::Hub::new(wakers.clone()));
     }
 
     let mut threads = Vec::with_capacity(workers);
-    for (id, (selector, sockets)) in selectors.into_iter().zip(per_worker).enumerate() {
+    for (id, (io, sockets)) in ios.into_iter().zip(per_worker).enumerate() {
         let listeners = sockets
             .into_iter()
             .zip(settings.listeners.iter().zip(&edges))
@@ -241,6 +244,7 @@ pub fn start(settings: ServerSettings) -> io::Result<ServerHandle> {
         let limits = settings.limits.clone();
         let socket_options = settings.socket_options;
         let shutdown_grace = settings.shutdown_grace;
+        let completion = settings.completion;
         let shared = shared.clone();
         let datagrams = match (&settings.udp, udp_per_worker.next()) {
             (Some(udp), Some(sockets)) => Some(DatagramSetup {
@@ -264,7 +268,7 @@ pub fn start(settings: ServerSettings) -> io::Result<ServerHandle> {
                     shared,
                     datagrams,
                 };
-                Worker::new(selector, setup)?.run()
+                io.run(setup, completion)
             })?;
         threads.push(thread);
     }
@@ -275,6 +279,63 @@ pub fn start(settings: ServerSettings) -> io::Result<ServerHandle> {
         wakers,
         threads,
     })
+}
+
+/// What a worker thread does its I/O with.
+enum WorkerIo {
+    Readiness(Box<dyn backends::Selector>),
+    /// The completion driver's waker and its eventfd (the ring itself is
+    /// made on the worker's thread: it is single-issuer).
+    #[cfg(target_os = "linux")]
+    Completion(backends::Waker, std::os::fd::RawFd),
+}
+
+impl WorkerIo {
+    fn open(driver: Driver, udp: bool) -> io::Result<WorkerIo> {
+        match driver {
+            Driver::Readiness(kind) => Ok(WorkerIo::Readiness(kind.open()?)),
+            #[cfg(target_os = "linux")]
+            Driver::Completion => {
+                if udp {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "--backend uring-completion serves TCP only; UDP sockets (--udp, udp- services) need a readiness backend such as epoll",
+                    ));
+                }
+                crate::engine::completion::probe().map_err(|why| {
+                    io::Error::new(
+                        io::ErrorKind::Unsupported,
+                        format!("--backend uring-completion: {why}"),
+                    )
+                })?;
+                let (waker, fd) = backends::Waker::eventfd()?;
+                Ok(WorkerIo::Completion(waker, fd))
+            }
+            #[cfg(not(target_os = "linux"))]
+            Driver::Completion => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "--backend uring-completion: io_uring exists on Linux only",
+            )),
+        }
+    }
+
+    fn waker(&self) -> backends::Waker {
+        match self {
+            WorkerIo::Readiness(selector) => selector.waker(),
+            #[cfg(target_os = "linux")]
+            WorkerIo::Completion(waker, _) => waker.clone(),
+        }
+    }
+
+    fn run(self, setup: WorkerSetup, completion: CompletionOptions) -> io::Result<()> {
+        match self {
+            WorkerIo::Readiness(selector) => Worker::new(selector, setup)?.run(),
+            #[cfg(target_os = "linux")]
+            WorkerIo::Completion(waker, fd) => {
+                crate::engine::completion::Worker::new(setup, completion, waker, fd)?.run()
+            }
+        }
+    }
 }
 
 /// Opens each listener once per worker. With several workers, the first

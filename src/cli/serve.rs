@@ -10,7 +10,7 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use backends::BackendKind;
+use crate::engine::{CompletionOptions, Driver};
 
 use crate::cli::ServeArgs;
 use crate::config::{Config, ConfigError, DEFAULT_LISTEN, SERVICES};
@@ -43,10 +43,8 @@ pub fn settings(args: &ServeArgs) -> Result<ServerSettings, ConfigError> {
         )));
     }
     let backend = match args.backend.as_deref().or(config.backend.as_deref()) {
-        Some(name) => {
-            backends::parse_backend(name).map_err(|e| ConfigError(format!("--backend: {e}")))?
-        }
-        None => BackendKind::best(),
+        Some(name) => Driver::parse(name).map_err(|e| ConfigError(format!("--backend: {e}")))?,
+        None => Driver::default(),
     };
     let workers = args.workers.or(config.workers).unwrap_or(1);
     if workers == 0 {
@@ -115,9 +113,28 @@ pub fn settings(args: &ServeArgs) -> Result<ServerSettings, ConfigError> {
     let multicast_size = args.multicast_size.or(config.multicast.size).unwrap_or(32);
     let service = service_factory(tcp_service, rules, http_limits, http2, multicast_size);
 
+    let mut completion = CompletionOptions::default();
+    if let Some(buffers) = args.uring_buffers {
+        if !buffers.is_power_of_two() || buffers > 32768 {
+            return Err(ConfigError(format!(
+                "--uring-buffers: {buffers} is not a power of two up to 32768"
+            )));
+        }
+        completion.buffers = buffers;
+    }
+    if let Some(entries) = args.uring_entries {
+        if !(8..=32768).contains(&entries) {
+            return Err(ConfigError(format!(
+                "--uring-entries: {entries} is not between 8 and 32768"
+            )));
+        }
+        completion.entries = entries;
+    }
+
     Ok(ServerSettings {
         listeners,
         backend,
+        completion,
         workers,
         max_connections,
         service_name,

@@ -39,12 +39,17 @@
 //! | `buffers.rs` | the per-worker buffer pool and scratch space |
 //! | `worker.rs` | a worker's state apart from its sockets; admission |
 //! | `readiness/` | the readiness driver: loop, accepting, socket I/O, UDP sockets, tokens |
+//! | `completion/` | the io_uring completion driver: multishot accept and receive, buffer ring, cancellation |
+//! | `driver.rs` | which driver `--backend` names, its model and availability |
 //! | `hub.rs` | broadcasts across workers, with push-back when an inbox fills |
 //! | `stats.rs` | a counter for every reason a connection ends |
 
 pub mod buffers;
+#[cfg(target_os = "linux")]
+pub mod completion;
 pub mod connection;
 pub mod context;
+pub mod driver;
 pub mod edge;
 pub mod hub;
 pub mod limits;
@@ -54,6 +59,7 @@ pub mod worker;
 
 pub use connection::{Connection, Next, Stage};
 pub use context::{Context, ListenerPolicy};
+pub use driver::{CompletionOptions, Driver};
 pub use edge::{EdgePolicy, ListenerLimits};
 pub use limits::ConnectionLimits;
 pub use readiness::Worker;

@@ -26,8 +26,27 @@ pub fn server_binary() -> String {
     std::env::var("PORTCULLIS_TEST_SERVER").unwrap_or_else(|_| BIN.to_string())
 }
 
-/// The backends compiled into the binary under test.
+/// The backends of the binary under test that can run on this machine
+/// (`portcullis backends` prints `NAME MODEL available` for each).
 pub fn backends() -> Vec<String> {
+    backends_listed()
+        .into_iter()
+        .filter(|(_, _, available)| *available)
+        .map(|(name, _, _)| name)
+        .collect()
+}
+
+/// The runnable backends of one model: `readiness` or `completion`.
+pub fn backends_of_model(model: &str) -> Vec<String> {
+    backends_listed()
+        .into_iter()
+        .filter(|(_, m, available)| *available && m == model)
+        .map(|(name, _, _)| name)
+        .collect()
+}
+
+/// Every line of `portcullis backends`: name, model, whether it can run.
+pub fn backends_listed() -> Vec<(String, String, bool)> {
     let out = Command::new(server_binary())
         .arg("backends")
         .output()
@@ -36,7 +55,13 @@ pub fn backends() -> Vec<String> {
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
-        .map(str::to_string)
+        .map(|line| {
+            let mut words = line.split_whitespace();
+            let name = words.next().unwrap_or_default().to_string();
+            let model = words.next().unwrap_or_default().to_string();
+            let available = words.next() == Some("available");
+            (name, model, available)
+        })
         .collect()
 }
 

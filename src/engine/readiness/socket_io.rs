@@ -198,7 +198,7 @@ fn read_retrying(socket: &mut &std::net::TcpStream, buf: &mut [u8]) -> io::Resul
 
 /// The close reason for a failed socket call: a reset after a complete
 /// exchange is how many clients end a connection, not a fault.
-fn failure_reason(err: &io::Error, exchange_complete: bool) -> CloseReason {
+pub(in crate::engine) fn failure_reason(err: &io::Error, exchange_complete: bool) -> CloseReason {
     let reset = matches!(
         err.kind(),
         io::ErrorKind::ConnectionReset
