@@ -52,9 +52,6 @@ mod slots;
 mod socket_io;
 mod user_data;
 
-#[cfg(test)]
-mod tests;
-
 use std::io;
 use std::net::TcpListener;
 use std::os::fd::{AsRawFd, RawFd};
