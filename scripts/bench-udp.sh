@@ -56,7 +56,7 @@ work=$(mktemp -d)
 mkdir -p "$out/logs"
 peer=$work/udp_echo
 gcc -O2 -o "$peer" "$here/benches/peers/udp_echo.c"
-mapfile -t backends < <("$bin" backends)
+mapfile -t backends < <("$bin" backends | awk '$2 == "readiness" && $3 == "available" { print $1 }')
 best=${backends[0]}
 if (( quick )); then backends=("$best"); fi
 bench_cpu=$(( $(nproc) > 1 ? 1 : 0 ))

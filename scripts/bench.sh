@@ -75,7 +75,7 @@ echo "bench.sh: building release into $CARGO_TARGET_DIR ..." >&2
 cargo build --release --quiet
 bin=$CARGO_TARGET_DIR/release/portcullis
 
-mapfile -t backends < <("$bin" backends)
+mapfile -t backends < <("$bin" backends | awk '$3 == "available" { print $1 }')
 best=${backends[0]}
 
 # Server on core 0, load generator on core 1 (or both on 0 on one core).

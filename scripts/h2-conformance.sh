@@ -36,7 +36,7 @@ bin=${PORTCULLIS_BIN:-"$CARGO_TARGET_DIR/debug/portcullis"}
 command -v httpwg >/dev/null || { echo "h2-conformance: httpwg not found; cargo install --locked httpwg-cli" >&2; exit 1; }
 [[ -x $bin ]] || (cd "$here" && cargo build --quiet)
 
-backends=${backend_only:-$("$bin" backends)}
+backends=${backend_only:-$("$bin" backends | awk '$3 == "available" { print $1 }')}
 status=0
 for backend in $backends; do
   out=$(mktemp)

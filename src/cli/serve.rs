@@ -122,6 +122,14 @@ pub fn settings(args: &ServeArgs) -> Result<ServerSettings, ConfigError> {
         }
         completion.buffers = buffers;
     }
+    if let Some(size) = args.uring_buffer_size {
+        if !(64..=1 << 24).contains(&size) {
+            return Err(ConfigError(format!(
+                "--uring-buffer-size: {size} is not between 64 and 16777216 bytes"
+            )));
+        }
+        completion.buffer_size = size;
+    }
     if let Some(entries) = args.uring_entries {
         if !(8..=32768).contains(&entries) {
             return Err(ConfigError(format!(

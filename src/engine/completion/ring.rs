@@ -33,17 +33,15 @@ impl Ring {
     /// are produced only when this thread enters, which is when it is ready
     /// for them.
     pub fn new(entries: u32) -> io::Result<Ring> {
-        let uring = IoUring::builder()
-            .setup_cqsize(entries.saturating_mul(4))
-            .setup_single_issuer()
-            .setup_defer_taskrun()
-            .build(entries)
-            .or_else(|_| {
-                // Older kernels (before 6.1) lack deferred task work.
-                IoUring::builder()
-                    .setup_cqsize(entries.saturating_mul(4))
-                    .build(entries)
-            })?;
+        let mut builder = IoUring::builder();
+        builder.setup_cqsize(entries.saturating_mul(4));
+        builder.setup_single_issuer().setup_defer_taskrun();
+        let uring = builder.build(entries).or_else(|_| {
+            // Older kernels (before 6.1) lack deferred task work.
+            IoUring::builder()
+                .setup_cqsize(entries.saturating_mul(4))
+                .build(entries)
+        })?;
         if !uring.params().is_feature_nodrop() {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
