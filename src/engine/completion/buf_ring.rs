@@ -113,6 +113,13 @@ impl BufRing {
         if ring_ptr.is_null() || data.is_null() {
             return Err(io::Error::new(io::ErrorKind::OutOfMemory, "buffer ring"));
         }
+        // Touch every page now: the buffers are the worker's fixed cost, and
+        // paying it at start-up keeps it from looking like growth later, as
+        // the kernel reaches buffers it had not used yet.
+        for offset in (0..n * size).step_by(4096) {
+            // SAFETY: `offset` < n * size, inside the allocation.
+            unsafe { data.add(offset).write_volatile(0) };
+        }
         let mut buf_ring = BufRing {
             ring: ring_ptr.cast(),
             ring_layout,

@@ -311,8 +311,13 @@ impl Worker {
                     return;
                 }
                 Next::ShutdownWrite => {
-                    let quiet =
-                        crate::net::queues::queues(&slot.socket).is_ok_and(|q| q.is_quiet());
+                    // Only with no receive in flight can the kernel's queues
+                    // tell: an armed receive may have taken bytes that wait
+                    // in the completion queue, and bytes received ahead and
+                    // not read count as the kernel's unread bytes would.
+                    let quiet = !slot.recv_armed
+                        && slot.stash.is_empty()
+                        && crate::net::queues::queues(&slot.socket).is_ok_and(|q| q.is_quiet());
                     if quiet {
                         let reason = conn.closing_reason();
                         self.close(key, reason);

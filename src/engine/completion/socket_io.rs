@@ -8,7 +8,9 @@
 //! stops wanting input (its output is full, a broadcast inbox is congested,
 //! it is closing) the receive is cancelled; bytes that arrive before the
 //! cancellation lands are kept in the slot's stash and fed first when
-//! reading resumes, so nothing is lost or reordered. `ENOBUFS` ends a
+//! reading resumes, so nothing is lost or reordered. That read-ahead is the
+//! price of multishot: it is bounded by the ring (the kernel cannot take
+//! more buffers than there are), not by the connection's limits. `ENOBUFS` ends a
 //! receive when the ring is empty: the bytes stay in the socket and the
 //! receive is re-armed at the end of the turn, once buffers are back.
 //!
@@ -114,6 +116,9 @@ impl Worker {
                         if slot.stash.is_empty() && conn.wants_read(cx.limits) {
                             conn.handle_input(bytes, &mut cx);
                         } else {
+                            // Exactly what is held: no doubling of a stash
+                            // that only ever empties all at once.
+                            slot.stash.reserve_exact(bytes.len());
                             slot.stash.extend_from_slice(bytes);
                         }
                     }
