@@ -34,8 +34,9 @@ use super::Worker;
 use crate::engine::connection::Stage;
 use crate::engine::readiness::failure_reason;
 
-/// Bytes copied into one send at most: bounds a connection's send copy.
-const MAX_SEND: usize = 256 * 1024;
+/// Bytes copied into one send at most: bounds a connection's send copy,
+/// which is memory a readiness driver (writing from the queue) never needs.
+pub(super) const MAX_SEND: usize = 64 * 1024;
 /// Spare send copies kept for reuse.
 const SPARE_SENDS: usize = 64;
 
