@@ -45,10 +45,11 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$here/target}
 echo "bench-completion.sh: building release into $CARGO_TARGET_DIR ..." >&2
 cargo build --release --quiet
 bin=$CARGO_TARGET_DIR/release/portcullis
+listing=$("$bin" backends)
 for backend in "${backends[@]}"; do
-  if ! "$bin" backends | grep -q "^$backend [a-z]* available"; then
+  if ! grep -q "^$backend [a-z]* available" <<<"$listing"; then
     echo "bench-completion.sh: backend $backend cannot run here:" >&2
-    "$bin" backends | grep "^$backend " >&2 || echo "  (not in this build)" >&2
+    grep "^$backend " <<<"$listing" >&2 || echo "  (not in this build)" >&2
     exit 1
   fi
 done
