@@ -14,8 +14,11 @@
 #   stream-1          cppserver-v2, 1 client
 #   tls-pingpong-100  ping-pong over TLS, 100 clients
 #
-# The server is pinned to core 0 and the load generator to core 1. The
-# server's CPU time per message comes from /proc (`--server-pid`). Writes
+# The servers are pinned to core 0 and the load generator to core 1. Each
+# repetition starts one server per backend and runs every cell on each,
+# back to back, alternating which goes first; ratios are taken within a
+# repetition, then their median is reported. The server's CPU time per
+# message comes from /proc (`--server-pid`). Writes
 # bench-results/completion-<timestamp>/{results.csv,summary.md}; the
 # summary is printed too. Loopback only; servers are stopped by PID.
 #
@@ -61,26 +64,26 @@ mkdir -p "$out/logs"
 csv=$out/results.csv
 echo "cell,backend,rep,msgs_per_s,server_ns_per_msg,errors" >"$csv"
 
-server_pid=""
+declare -A pid_of addr_of
 cleanup() {
-  if [[ -n $server_pid ]]; then
-    kill -TERM "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-  fi
+  local pid
+  for pid in "${pid_of[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pid_of[@]}"; do wait "$pid" 2>/dev/null || true; done
+  pid_of=()
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-start_server() {  # start_server LOG BACKEND: sets server_pid, server_addr
-  local log=$out/logs/$1
+start_server() {  # start_server LOG BACKEND: sets pid_of[BACKEND], addr_of[BACKEND]
+  local log=$out/logs/$1 backend=$2 pid addr=""
   RUST_LOG=warn taskset -c "$server_cpu" "$bin" serve --listen 127.0.0.1:0 \
-    --backend "$2" --service echo >"$log.out" 2>"$log.err" &
-  server_pid=$!
-  server_addr=""
+    --backend "$backend" --service echo >"$log.out" 2>"$log.err" &
+  pid=$!
+  pid_of[$backend]=$pid
   for _ in $(seq 1 200); do
-    server_addr=$(grep -o 'listening on [^ ]*' "$log.out" 2>/dev/null | head -n1 | cut -d' ' -f3 || true)
-    [[ -n $server_addr ]] && return 0
-    kill -0 "$server_pid" 2>/dev/null || break
+    addr=$(grep -o 'listening on [^ ]*' "$log.out" 2>/dev/null | head -n1 | cut -d' ' -f3 || true)
+    if [[ -n $addr ]]; then addr_of[$backend]=$addr; return 0; fi
+    kill -0 "$pid" 2>/dev/null || break
     sleep 0.05
   done
   echo "bench-completion.sh: the server did not start; see $log.err" >&2
@@ -93,7 +96,7 @@ cell() {  # cell NAME BACKEND REP BENCH-ARGS...
   local name=$1 backend=$2 rep=$3
   shift 3
   local log=$out/logs/$name-$backend-$rep line
-  timeout 120 "$bin" bench echo --addr "$server_addr" --server-pid "$server_pid" \
+  timeout 120 "$bin" bench echo --addr "${addr_of[$backend]}" --server-pid "${pid_of[$backend]}" \
     --pin "$bench_cpu" --duration "$secs" "$@" >"$log.out" 2>"$log.err" || true
   line=$(grep '^RESULT ' "$log.out" | tail -n1 || true)
   local msgs ns errors
@@ -104,24 +107,32 @@ cell() {  # cell NAME BACKEND REP BENCH-ARGS...
     "$name" "$backend" "$rep" "${msgs:-0}" "${ns:--}" "${errors:-?}" >&2
 }
 
+cells=(
+  "pingpong-100 --mode pingpong --clients 100"
+  "stream-100 --mode cppserver-v2 --clients 100"
+  "pingpong-1 --mode pingpong --clients 1"
+  "stream-1 --mode cppserver-v2 --clients 1"
+  "tls-pingpong-100 --mode pingpong --clients 100 --tls"
+)
+
 for rep in $(seq 1 "$reps"); do
   echo "bench-completion.sh: repetition $rep of $reps" >&2
-  # Alternate which backend goes first, so drift within a repetition
-  # does not always favour the same one.
+  # Every backend's server runs for the whole repetition (idle while the
+  # other is measured), so that the two runs of a cell are seconds apart.
+  for backend in "${backends[@]}"; do start_server "server-$backend-$rep" "$backend"; done
+  # Alternate which backend goes first, so that drift within a cell does
+  # not always favour the same one.
   order=("${backends[@]}")
   if (( rep % 2 == 0 )); then
     order=(); for (( i=${#backends[@]}-1; i>=0; i-- )); do order+=("${backends[i]}"); done
   fi
-  for backend in "${order[@]}"; do
-    start_server "server-$backend-$rep" "$backend"
-    cell pingpong-100 "$backend" "$rep" --mode pingpong --clients 100
-    cell stream-100 "$backend" "$rep" --mode cppserver-v2 --clients 100
-    cell pingpong-1 "$backend" "$rep" --mode pingpong --clients 1
-    cell stream-1 "$backend" "$rep" --mode cppserver-v2 --clients 1
-    cell tls-pingpong-100 "$backend" "$rep" --mode pingpong --clients 100 --tls
-    kill -TERM "$server_pid"; wait "$server_pid" 2>/dev/null || true
-    server_pid=""
+  for spec in "${cells[@]}"; do
+    read -r -a args <<<"$spec"
+    for backend in "${order[@]}"; do
+      cell "${args[0]}" "$backend" "$rep" "${args[@]:1}"
+    done
   done
+  cleanup
 done
 
 python3 - "$csv" "${backends[0]}" >"$out/summary.md" <<'PY'
@@ -130,21 +141,37 @@ rows = list(csv.DictReader(open(sys.argv[1])))
 base = sys.argv[2]
 cells = list(dict.fromkeys(r["cell"] for r in rows))
 backends = list(dict.fromkeys(r["backend"] for r in rows))
-def med(cell, backend, key):
-    vals = [float(r[key]) for r in rows if r["cell"] == cell and r["backend"] == backend and r[key]]
+reps = sorted(set(r["rep"] for r in rows), key=int)
+def get(cell, backend, rep, key):
+    for r in rows:
+        if (r["cell"], r["backend"], r["rep"]) == (cell, backend, rep) and r[key]:
+            return float(r[key])
+    return None
+def med(vals):
+    vals = [v for v in vals if v]
     return statistics.median(vals) if vals else None
-print("| cell | backend | msgs/s (median) | server ns/msg (median) | msgs/s ratio | ns/msg ratio | errors |")
+def paired(cell, backend, key):
+    # The ratio within each repetition (the two runs seconds apart), then
+    # the median of those: drift between repetitions cancels out.
+    ratios = []
+    for rep in reps:
+        a, b = get(cell, backend, rep, key), get(cell, base, rep, key)
+        if a and b:
+            ratios.append(a / b)
+    return (med(ratios), min(ratios), max(ratios)) if ratios else None
+def fmt_ratio(r):
+    return f"{r[0]:.2f}× ({r[1]:.2f}–{r[2]:.2f})" if r else "-"
+print(f"| cell | backend | msgs/s median | server ns/msg median | msgs/s vs {base} | ns/msg vs {base} | errors |")
 print("|---|---|---:|---:|---:|---:|---:|")
 for cell in cells:
     for backend in backends:
-        m, n = med(cell, backend, "msgs_per_s"), med(cell, backend, "server_ns_per_msg")
-        bm, bn = med(cell, base, "msgs_per_s"), med(cell, base, "server_ns_per_msg")
+        m = med([get(cell, backend, rep, "msgs_per_s") for rep in reps])
+        n = med([get(cell, backend, rep, "server_ns_per_msg") for rep in reps])
         errs = sum(int(r["errors"] or 0) for r in rows if r["cell"] == cell and r["backend"] == backend)
-        rm = f"{m / bm:.2f}×" if m and bm else "-"
-        rn = f"{n / bn:.2f}×" if n and bn else "-"
-        print(f"| {cell} | {backend} | {m:,.0f} | {n:,.0f} | {rm} | {rn} | {errs} |" if n else
-              f"| {cell} | {backend} | {m or 0:,.0f} | - | {rm} | - | {errs} |")
-print(f"\nRatios are against {base}; medians of {len(set(r['rep'] for r in rows))} interleaved repetitions.")
+        rm, rn = paired(cell, backend, "msgs_per_s"), paired(cell, backend, "server_ns_per_msg")
+        print(f"| {cell} | {backend} | {m or 0:,.0f} | {n or 0:,.0f} | {fmt_ratio(rm)} | {fmt_ratio(rn)} | {errs} |")
+print(f"\nRatios: the median (min–max) over {len(reps)} repetitions of the ratio within each repetition, "
+      f"where the backends' runs of a cell are seconds apart and alternate in order.")
 PY
 cat "$out/summary.md"
 echo "bench-completion.sh: results in $out" >&2
