@@ -10,6 +10,10 @@
 //! accept does not report it), and then admission, socket options and the
 //! connection core are exactly the readiness driver's.
 //!
+//! One enter can bring a whole storm of accepted connections; they are
+//! admitted [`ACCEPTS_PER_TURN`] per turn, after the turn's other
+//! completions, as the readiness driver accepts a batch per event.
+//!
 //! Out of descriptors, the kernel ends the multishot accept with `EMFILE`:
 //! the reserve descriptor sheds one waiting connection and accepting
 //! resumes; with no spare, it pauses for [`ACCEPT_BACKOFF`].
@@ -28,6 +32,9 @@ use crate::engine::connection::Connection;
 use crate::engine::stats::CloseReason;
 use crate::net::accept;
 
+/// Connections admitted per loop turn before other completions get a turn
+/// (the readiness driver's batch per listener event).
+pub const ACCEPTS_PER_TURN: usize = 32;
 /// How long to stop accepting when out of descriptors with no spare to shed.
 pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -69,13 +76,9 @@ impl Worker {
             if self.env.shutdown_by.is_some() {
                 self.env.shared.stats.count_closed(CloseReason::Shutdown);
             } else {
-                match stream.peer_addr() {
-                    Ok(peer) => self.admit(index, stream, peer),
-                    Err(err) => {
-                        log::debug!("dropped a connection: no peer address: {err}");
-                        self.env.shared.stats.count_closed(CloseReason::SocketError);
-                    }
-                }
+                // Admitted after this turn's other completions (see
+                // `admit_accepted`).
+                self.accepted.push_back((index, stream));
             }
         } else {
             let err = io::Error::from_raw_os_error(-result);
@@ -110,6 +113,35 @@ impl Worker {
             } else {
                 self.arm_accept(index);
             }
+        }
+    }
+
+    /// Admits up to [`ACCEPTS_PER_TURN`] of the connections the kernel
+    /// accepted, after the turn's other completions were handled. One
+    /// enter can bring hundreds of accepts (a storm waiting in the backlog),
+    /// and admitting them all first would make an established connection
+    /// that spoke meanwhile wait behind them; the rest wait for the next
+    /// turn, which then does not block. Returns whether some are left.
+    pub(super) fn admit_accepted(&mut self) -> bool {
+        for _ in 0..ACCEPTS_PER_TURN {
+            let Some((index, stream)) = self.accepted.pop_front() else {
+                return false;
+            };
+            match stream.peer_addr() {
+                Ok(peer) => self.admit(index, stream, peer),
+                Err(err) => {
+                    log::debug!("dropped a connection: no peer address: {err}");
+                    self.env.shared.stats.count_closed(CloseReason::SocketError);
+                }
+            }
+        }
+        !self.accepted.is_empty()
+    }
+
+    /// Shutdown: the connections accepted but not yet admitted are closed.
+    pub(super) fn drop_accepted(&mut self) {
+        for _ in self.accepted.drain(..) {
+            self.env.shared.stats.count_closed(CloseReason::Shutdown);
         }
     }
 

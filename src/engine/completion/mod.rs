@@ -16,10 +16,11 @@
 //!
 //! ```text
 //!   io_uring_enter: submit the queued operations, wait (until the earliest deadline)
-//!   for each completion:  accept → admit, tune, start a multishot receive (accepting.rs)
+//!   for each completion:  accept → queue the new socket (accepting.rs)
 //!                         recv   → feed the bytes to the connection, give the buffer back
 //!                         send   → tell the connection what went, send the rest (socket_io.rs)
 //!                         wake   → another worker posted a broadcast, or shutdown
+//!   admit a batch of the queued sockets: tune, start a multishot receive
 //!   deliver broadcasts; resume paused senders; re-arm receives starved of buffers
 //!   fire the timers that are due
 //! ```
@@ -119,6 +120,8 @@ pub struct Worker {
     /// Connections whose receive ran out of buffers, to re-arm.
     starved: Vec<(usize, u32)>,
     receivers: Vec<usize>,
+    /// Connections the kernel accepted, waiting to be admitted in batches.
+    accepted: std::collections::VecDeque<(usize, std::net::TcpStream)>,
     /// Send copies not in use, kept to avoid an allocation per send.
     spare_sends: Vec<Vec<u8>>,
     /// Completions copied out of the queue, reused from turn to turn.
@@ -185,6 +188,7 @@ impl Worker {
             paused: Vec::new(),
             starved: Vec::new(),
             receivers: Vec::new(),
+            accepted: std::collections::VecDeque::new(),
             spare_sends: Vec::new(),
             completions: Vec::new(),
             wake_fd,
@@ -205,6 +209,7 @@ impl Worker {
     /// closed (each within the shutdown grace period).
     pub fn run(mut self) -> io::Result<()> {
         let mut overflowed = false;
+        let mut more_accepted = false;
         loop {
             if self.env.stop_requested() && self.env.shutdown_by.is_none() {
                 self.begin_shutdown();
@@ -219,16 +224,22 @@ impl Worker {
             // Buffers given back during the last turn become the kernel's
             // again before it runs the receives this enter submits.
             self.bufs.publish();
-            let timeout = if overflowed {
-                Some(Duration::ZERO) // hand over the overflowed completions
+            let timeout = if overflowed || more_accepted {
+                // Hand over the overflowed completions, or come back at
+                // once for the accepted connections still waiting.
+                Some(Duration::ZERO)
             } else {
                 self.timers
                     .next_deadline()
                     .map(|at| at.saturating_duration_since(Instant::now()))
             };
-            self.ring.enter(timeout)?;
+            // Accepted connections wait to be admitted: collect everything
+            // else that is ready first, so that they do not go before it.
+            let want = if more_accepted { 256 } else { 1 };
+            self.ring.enter(timeout, want)?;
             self.now = Instant::now();
             self.reap();
+            more_accepted = self.admit_accepted();
             overflowed = self.ring.check_overflow();
             self.deliver_posted_broadcasts();
             self.resume_paused();
@@ -486,6 +497,7 @@ impl Worker {
     /// and sets the grace deadline by which every connection is closed.
     fn begin_shutdown(&mut self) {
         self.env.shutdown_by = Some(self.now + self.env.shutdown_grace);
+        self.drop_accepted();
         for index in 0..self.listeners.len() {
             let Some(listener) = &self.listeners[index] else {
                 continue;

@@ -81,15 +81,17 @@ impl Ring {
         }
     }
 
-    /// Submits what is queued and waits for at least one completion, or
-    /// until `timeout`. One system call.
-    pub fn enter(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+    /// Submits what is queued and waits for at least `want` completions, or
+    /// until `timeout`. One system call. (With deferred task work the kernel
+    /// also runs at most about `want` pieces of pending work, so a larger
+    /// `want` with a zero timeout collects everything that is ready.)
+    pub fn enter(&mut self, timeout: Option<Duration>, want: usize) -> io::Result<()> {
         let result = match timeout {
-            None => self.uring.submitter().submit_and_wait(1),
+            None => self.uring.submitter().submit_and_wait(want),
             Some(timeout) => {
                 let ts = types::Timespec::from(timeout);
                 let args = types::SubmitArgs::new().timespec(&ts);
-                self.uring.submitter().submit_with_args(1, &args)
+                self.uring.submitter().submit_with_args(want, &args)
             }
         };
         match result {
