@@ -40,6 +40,7 @@
 //! | `buf_ring.rs` | the provided buffers multishot receives fill |
 //! | `user_data.rs` | naming an operation: op, slot, generation |
 //! | `slots.rs` | a connection's socket, operations in flight, and core |
+//! | `deadlines.rs` | the timer heap: connections' deadlines, resuming accepts |
 //! | `accepting.rs` | multishot accept, admission, descriptor exhaustion |
 //! | `socket_io.rs` | receive, send, cancel, broadcasts |
 //!
@@ -48,6 +49,7 @@
 
 mod accepting;
 mod buf_ring;
+mod deadlines;
 mod ring;
 mod slots;
 mod socket_io;
@@ -68,19 +70,13 @@ use super::worker::{Env, WorkerSetup};
 use crate::net::accept::ReserveFd;
 use crate::timers::Timers;
 use buf_ring::BufRing;
+use deadlines::TimerKey;
 use ring::Ring;
 use slots::Slot;
 use user_data::{Op, UserData};
 
 pub use crate::engine::driver::CompletionOptions;
 pub use ring::probe;
-
-/// What a timer entry is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum TimerKey {
-    Connection { key: usize, generation: u32 },
-    ResumeAccepting { listener: usize },
-}
 
 /// A listening socket and its multishot accept.
 struct Listener {
@@ -402,72 +398,6 @@ impl Worker {
     fn free_if_done(&mut self, key: usize) {
         if self.slots.get(key).is_some_and(Slot::is_done) {
             self.slots.remove(key);
-        }
-    }
-
-    /// Makes sure the timer heap holds an entry no later than the
-    /// connection's deadline (entries are lazy; see `timers`).
-    fn schedule(&mut self, key: usize) {
-        let Some(slot) = self.slots.get_mut(key) else {
-            return;
-        };
-        let Some(conn) = slot.conn.as_ref() else {
-            return;
-        };
-        let cx = self.env.context(self.now);
-        let Some(deadline) = conn.deadline(&cx) else {
-            return;
-        };
-        if slot.scheduled.is_some_and(|at| at <= deadline) {
-            return;
-        }
-        if slot.scheduled.is_none() {
-            self.live_timers += 1;
-        }
-        slot.scheduled = Some(deadline);
-        let generation = slot.generation;
-        self.timers
-            .schedule(deadline, TimerKey::Connection { key, generation });
-    }
-
-    fn expire_timers(&mut self) {
-        self.now = Instant::now();
-        while let Some((at, timer)) = self.timers.pop_due(self.now) {
-            match timer {
-                TimerKey::ResumeAccepting { listener } => {
-                    self.live_timers -= 1;
-                    if let Some(Some(l)) = self.listeners.get_mut(listener) {
-                        l.paused = false;
-                    }
-                    self.arm_accept(listener);
-                }
-                TimerKey::Connection { key, generation } => {
-                    let Some(slot) = self.slots.get_mut(key) else {
-                        continue;
-                    };
-                    if slot.generation != generation || slot.scheduled != Some(at) {
-                        continue; // stale: reused, rescheduled or closed
-                    }
-                    let Some(conn) = slot.conn.as_mut() else {
-                        continue;
-                    };
-                    slot.scheduled = None;
-                    self.live_timers -= 1;
-                    let mut cx = self.env.context(self.now);
-                    conn.handle_timeout(&mut cx);
-                    self.after_call(key);
-                    self.settle(key);
-                }
-            }
-        }
-        if self.timers.needs_compaction(self.live_timers) {
-            let slots = &self.slots;
-            self.timers.retain(|at, timer| match *timer {
-                TimerKey::Connection { key, generation } => slots
-                    .get(key)
-                    .is_some_and(|s| s.generation == generation && s.scheduled == Some(at)),
-                TimerKey::ResumeAccepting { .. } => true,
-            });
         }
     }
 
