@@ -58,9 +58,12 @@ pub fn backends_listed() -> Vec<(String, String, bool)> {
         .map(|line| {
             let mut words = line.split_whitespace();
             let name = words.next().unwrap_or_default().to_string();
-            let model = words.next().unwrap_or_default().to_string();
-            let available = words.next() == Some("available");
-            (name, model, available)
+            match words.next() {
+                Some(model) => (name, model.to_string(), words.next() == Some("available")),
+                // An older build (PORTCULLIS_TEST_SERVER) lists names only,
+                // all of them readiness backends compiled in.
+                None => (name, "readiness".to_string(), true),
+            }
         })
         .collect()
 }
