@@ -17,11 +17,11 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use backends::BackendKind;
-
 use crate::engine::counters::WorkerCounters;
 use crate::engine::edge::EdgeSettings;
-use crate::engine::{ConnectionLimits, Driver, ListenerSetup, Shared, Worker, WorkerSetup};
+use crate::engine::{
+    CompletionOptions, ConnectionLimits, Driver, ListenerSetup, Shared, Worker, WorkerSetup,
+};
 use crate::net::accept::AcceptedSocketOptions;
 use crate::net::listener::{self, ListenerOptions};
 use crate::service::http2::Http2Counters;
@@ -43,8 +43,11 @@ pub struct ListenerSettings {
 /// Everything needed to start a server.
 pub struct ServerSettings {
     pub listeners: Vec<ListenerSettings>,
-    /// The I/O driver: a readiness backend, or a thread per connection.
+    /// The I/O driver: a readiness backend, the completion driver, or a
+    /// thread per connection.
     pub driver: Driver,
+    /// Ring and buffer sizes, for the completion driver.
+    pub completion: CompletionOptions,
     pub workers: usize,
     pub max_connections: usize,
     pub service_name: String,
@@ -78,6 +81,7 @@ impl ServerSettings {
                 edge: EdgeSettings::default(),
             }],
             driver: Driver::best(),
+            completion: CompletionOptions::default(),
             workers: 1,
             max_connections: 10_000,
             service_name: service_name.to_string(),
@@ -193,7 +197,7 @@ impl ServerHandle {
 /// more arm.
 pub fn start(settings: ServerSettings) -> io::Result<ServerHandle> {
     match settings.driver {
-        Driver::Readiness(kind) => start_readiness(settings, kind),
+        Driver::Readiness(_) | Driver::Completion => start_event_loops(settings),
         Driver::Threads => start_threads(settings),
     }
 }
@@ -292,8 +296,9 @@ fn start_threads(_: ServerSettings) -> io::Result<ServerHandle> {
     ))
 }
 
-/// Binds every listener for every worker and starts the readiness workers.
-fn start_readiness(settings: ServerSettings, backend: BackendKind) -> io::Result<ServerHandle> {
+/// Binds every listener for every worker and starts the event-loop workers:
+/// readiness (over a selector) or completion (over an io_uring).
+fn start_event_loops(settings: ServerSettings) -> io::Result<ServerHandle> {
     if settings.listeners.is_empty() && settings.udp.is_none() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -354,17 +359,17 @@ fn start_readiness(settings: ServerSettings, backend: BackendKind) -> io::Result
         }
         None => None,
     };
-    let mut selectors = Vec::with_capacity(workers);
+    let mut ios = Vec::with_capacity(workers);
     for _ in 0..workers {
-        selectors.push(backend.open()?);
+        ios.push(WorkerIo::open(settings.driver, settings.udp.is_some())?);
     }
-    let wakers: Vec<backends::Waker> = selectors.iter().map(|s| s.waker()).collect();
+    let wakers: Vec<backends::Waker> = ios.iter().map(WorkerIo::waker).collect();
     if workers > 1 {
         let _ = shared.hub.set(crate::engine::hub::Hub::new(wakers.clone()));
     }
 
     let mut threads = Vec::with_capacity(workers);
-    for (id, (selector, sockets)) in selectors.into_iter().zip(per_worker).enumerate() {
+    for (id, (io, sockets)) in ios.into_iter().zip(per_worker).enumerate() {
         let listeners = sockets
             .into_iter()
             .zip(settings.listeners.iter().zip(&edges))
@@ -383,6 +388,7 @@ fn start_readiness(settings: ServerSettings, backend: BackendKind) -> io::Result
         let limits = settings.limits.clone();
         let socket_options = settings.socket_options;
         let shutdown_grace = settings.shutdown_grace;
+        let completion = settings.completion;
         let shared = shared.clone();
         let worker_counters = counters[id].clone();
         let datagrams = match (&settings.udp, udp_per_worker.next()) {
@@ -408,7 +414,7 @@ fn start_readiness(settings: ServerSettings, backend: BackendKind) -> io::Result
                     datagrams,
                     counters: worker_counters,
                 };
-                Worker::new(selector, setup)?.run()
+                io.run(setup, completion)
             })?;
         threads.push(thread);
     }
@@ -421,6 +427,64 @@ fn start_readiness(settings: ServerSettings, backend: BackendKind) -> io::Result
         wakers,
         threads,
     })
+}
+
+/// What a worker thread does its I/O with.
+enum WorkerIo {
+    Readiness(Box<dyn backends::Selector>),
+    /// The completion driver's waker and its eventfd (the ring itself is
+    /// made on the worker's thread: it is single-issuer).
+    #[cfg(target_os = "linux")]
+    Completion(backends::Waker, std::os::fd::RawFd),
+}
+
+impl WorkerIo {
+    fn open(driver: Driver, udp: bool) -> io::Result<WorkerIo> {
+        match driver {
+            Driver::Readiness(kind) => Ok(WorkerIo::Readiness(kind.open()?)),
+            #[cfg(target_os = "linux")]
+            Driver::Completion => {
+                if udp {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "--backend uring-completion serves TCP only; UDP sockets (--udp, udp- services) need a readiness backend such as epoll",
+                    ));
+                }
+                crate::engine::completion::probe().map_err(|why| {
+                    io::Error::new(
+                        io::ErrorKind::Unsupported,
+                        format!("--backend uring-completion: {why}"),
+                    )
+                })?;
+                let (waker, fd) = backends::Waker::eventfd()?;
+                Ok(WorkerIo::Completion(waker, fd))
+            }
+            #[cfg(not(target_os = "linux"))]
+            Driver::Completion => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "--backend uring-completion: io_uring exists on Linux only",
+            )),
+            Driver::Threads => unreachable!("the threads driver runs no event loop"),
+        }
+    }
+
+    fn waker(&self) -> backends::Waker {
+        match self {
+            WorkerIo::Readiness(selector) => selector.waker(),
+            #[cfg(target_os = "linux")]
+            WorkerIo::Completion(waker, _) => waker.clone(),
+        }
+    }
+
+    fn run(self, setup: WorkerSetup, completion: CompletionOptions) -> io::Result<()> {
+        match self {
+            WorkerIo::Readiness(selector) => Worker::new(selector, setup)?.run(),
+            #[cfg(target_os = "linux")]
+            WorkerIo::Completion(waker, fd) => {
+                crate::engine::completion::Worker::new(setup, completion, waker, fd)?.run()
+            }
+        }
+    }
 }
 
 /// Opens each listener once per worker. With several workers, the first

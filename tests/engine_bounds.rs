@@ -10,7 +10,7 @@ use std::net::TcpStream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::{backends, closed_by_server, Server};
+use common::{backends, backends_of_model, closed_by_server, Server};
 
 /// A config file for one test, removed on drop.
 struct Config {
@@ -153,10 +153,23 @@ fn a_lingering_close_ends_on_time_however_the_peer_trickles() {
 #[test]
 fn pipelined_requests_from_a_client_that_never_reads_stay_bounded() {
     let high_water = 256 * 1024;
+    let completion = backends_of_model("completion");
     for backend in backends() {
-        let server = Server::service("http", &backend, &["--no-tls"]);
+        // A completion driver's multishot receive reads ahead into the
+        // buffer ring until the connection stops wanting input: a ring
+        // (here 2 × 64 KiB) may wait in the slot while the connection holds
+        // the previous one as unconsumed input, and its one send in flight
+        // is a copy (at most 64 KiB); with the allocator's slack, 1 MiB is
+        // allowed. Such a client sends 4 MiB, so that reading everything it
+        // sends would still fail.
+        let (extra, read_ahead, sent): (&[&str], u64, usize) = if completion.contains(&backend) {
+            (&["--no-tls", "--uring-buffers", "2"], 1 << 20, 4 << 20)
+        } else {
+            (&["--no-tls"], 0, 1 << 20)
+        };
+        let server = Server::service("http", &backend, extra);
         let request = b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
-        let pipeline = request.repeat((1 << 20) / request.len());
+        let pipeline = request.repeat(sent / request.len());
         // Warm up with a client that does read: the worker's buffers and
         // allocator arenas are then in place, and what grows afterwards is
         // what the server holds for the one that does not.
@@ -184,10 +197,10 @@ fn pipelined_requests_from_a_client_that_never_reads_stay_bounded() {
         eprintln!("{backend}: RSS grew {grown} bytes");
         drop(client);
         let _ = server.stop();
+        let bound = 2 * high_water as u64 + read_ahead;
         assert!(
-            grown < 2 * high_water as u64,
-            "{backend}: RSS grew {grown} bytes for one client (bound {} bytes)",
-            2 * high_water
+            grown < bound,
+            "{backend}: RSS grew {grown} bytes for one client (bound {bound} bytes)"
         );
     }
 }

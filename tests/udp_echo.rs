@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::tls::TempDir;
 use common::udp::{client, client_on, nothing_within, round_trip, udp_counter, udp_summary};
-use common::{backends, pattern, Server};
+use common::{backends_of_model, pattern, Server};
 
 fn udp_echo(backend: &str, extra: &[&str]) -> Server {
     let mut args = vec![
@@ -45,7 +45,7 @@ fn stop_and_check(server: Server) -> String {
 
 #[test]
 fn one_client_gets_every_datagram_back_byte_for_byte() {
-    for backend in backends() {
+    for backend in backends_of_model("readiness") {
         let server = udp_echo(&backend, &[]);
         let socket = client();
         for i in 0..300u64 {
@@ -104,7 +104,7 @@ fn hundred_clients(server: SocketAddr, context: &str) {
 
 #[test]
 fn a_hundred_clients_each_get_their_own_datagrams_back() {
-    for backend in backends() {
+    for backend in backends_of_model("readiness") {
         let server = udp_echo(&backend, &[]);
         hundred_clients(server.udp_addr(), &backend);
         let log = stop_and_check(server);
@@ -116,7 +116,7 @@ fn a_hundred_clients_each_get_their_own_datagrams_back() {
 fn the_portable_one_call_per_datagram_path_serves_a_hundred_clients_too() {
     let dir = TempDir::new("udp-per-datagram");
     let config = dir.write("udp.toml", "[udp]\nio = \"per_datagram\"\nbatch = 8\n");
-    for backend in backends() {
+    for backend in backends_of_model("readiness") {
         let server = udp_echo(&backend, &["--config", config.to_str().unwrap()]);
         hundred_clients(server.udp_addr(), &backend);
         let log = stop_and_check(server);
@@ -130,14 +130,14 @@ fn the_portable_one_call_per_datagram_path_serves_a_hundred_clients_too() {
 
 #[test]
 fn several_workers_share_the_port_and_serve_a_hundred_clients() {
-    let server = udp_echo(&backends()[0], &["--workers", "2"]);
+    let server = udp_echo(&backends_of_model("readiness")[0], &["--workers", "2"]);
     hundred_clients(server.udp_addr(), "2 workers");
     stop_and_check(server);
 }
 
 #[test]
 fn the_largest_datagrams_come_back_whole() {
-    for backend in backends() {
+    for backend in backends_of_model("readiness") {
         let server = udp_echo(&backend, &[]);
         let socket = client();
         // 65,507 bytes is the largest UDP payload over IPv4.
@@ -155,7 +155,7 @@ fn the_largest_datagrams_come_back_whole() {
 
 #[test]
 fn zero_length_datagrams_are_echoed() {
-    for backend in backends() {
+    for backend in backends_of_model("readiness") {
         let server = udp_echo(&backend, &[]);
         let socket = client();
         for _ in 0..3 {
@@ -174,7 +174,7 @@ fn zero_length_datagrams_are_echoed() {
 fn a_datagram_larger_than_max_datagram_bytes_is_dropped_counted_and_logged() {
     let dir = TempDir::new("udp-truncate");
     let config = dir.write("udp.toml", "[udp]\nmax_datagram_bytes = 1024\n");
-    for backend in backends() {
+    for backend in backends_of_model("readiness") {
         let server = udp_echo(&backend, &["--config", config.to_str().unwrap()]);
         let socket = client();
         socket
@@ -220,7 +220,7 @@ fn a_datagram_larger_than_max_datagram_bytes_is_dropped_counted_and_logged() {
 /// ECONNREFUSED on its next receive.
 #[test]
 fn replies_to_a_vanished_client_are_counted_unreachable_and_others_are_still_served() {
-    for backend in backends() {
+    for backend in backends_of_model("readiness") {
         let server = udp_echo(&backend, &[]);
         let pid = server.pid() as i32;
         // SAFETY: kill takes plain integers; `pid` is the child started above.
@@ -262,7 +262,7 @@ fn a_source_over_its_rate_limit_is_dropped_and_counted_and_others_are_served() {
         "udp.toml",
         "[udp]\nper_source_rate = 2.0\nper_source_burst = 5\n",
     );
-    for backend in backends() {
+    for backend in backends_of_model("readiness") {
         let server = udp_echo(&backend, &["--config", config.to_str().unwrap()]);
         let flooder = client();
         for i in 0..50 {
@@ -311,7 +311,7 @@ fn udp_and_tcp_echo_share_a_server_and_a_port_number() {
         &addr,
         "--no-tls",
         "--backend",
-        &backends()[0],
+        &backends_of_model("readiness")[0],
     ]);
     assert_eq!(server.udp_addr().port(), server.addr().port());
     let socket = client();
@@ -377,7 +377,7 @@ fn a_dual_stack_socket_answers_ipv4_and_ipv6_clients() {
         return;
     };
     v6.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    for backend in backends() {
+    for backend in backends_of_model("readiness") {
         let server = Server::start(&[
             "--service",
             "udp-echo",

@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::udp::{fresh_group, join, receive_stream, udp_counter};
-use common::{backends, Server, BIN};
+use common::{backends_of_model, Server, BIN};
 
 const SIZE: usize = 32;
 
@@ -44,7 +44,7 @@ fn assert_in_order_without_gaps(seqs: &[u64], context: &str) {
 
 #[test]
 fn each_of_ten_receivers_gets_every_datagram_in_order() {
-    for backend in backends() {
+    for backend in backends_of_model("readiness") {
         let group = fresh_group();
         let first = join(group, 0);
         let port = first.local_addr().unwrap().port();
@@ -89,7 +89,11 @@ fn the_stream_keeps_to_its_rate() {
     let group = fresh_group();
     let receiver = join(group, 0);
     let target = format!("{group}:{}", receiver.local_addr().unwrap().port());
-    let server = stream_server(&backends()[0], &target, &["--rate", "200"]);
+    let server = stream_server(
+        &backends_of_model("readiness")[0],
+        &target,
+        &["--rate", "200"],
+    );
     let started = Instant::now();
     let seqs = receive_stream(&receiver, SIZE, Duration::from_secs(2));
     let elapsed = started.elapsed().as_secs_f64();
@@ -109,7 +113,11 @@ fn an_unpaced_stream_runs_as_fast_as_the_socket_takes_it() {
     let group = fresh_group();
     let receiver = join(group, 0);
     let target = format!("{group}:{}", receiver.local_addr().unwrap().port());
-    let server = stream_server(&backends()[0], &target, &["--multicast-size", "100"]);
+    let server = stream_server(
+        &backends_of_model("readiness")[0],
+        &target,
+        &["--multicast-size", "100"],
+    );
     let seqs = receive_stream(&receiver, 100, Duration::from_millis(500));
     let (_, log) = server.stop();
     assert!(
@@ -194,7 +202,7 @@ fn an_ipv6_group_reaches_a_receiver_on_loopback_where_the_os_allows_it() {
         .unwrap();
     let target = format!("[{group}]:{}", receiver.local_addr().unwrap().port());
     let server = stream_server(
-        &backends()[0],
+        &backends_of_model("readiness")[0],
         &target,
         &["--multicast-if", "lo", "--rate", "100"],
     );

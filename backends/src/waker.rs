@@ -30,6 +30,17 @@ impl Waker {
         Waker { inner }
     }
 
+    /// A waker over an eventfd of its own, with that descriptor, for a driver
+    /// that does not wait in a [`Selector`](crate::Selector) (the io_uring
+    /// completion driver keeps a read of the eventfd in flight). The
+    /// descriptor stays open while any clone of the waker lives.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub fn eventfd() -> io::Result<(Waker, RawFd)> {
+        let wake_fd = Arc::new(WakeFd::new()?);
+        let fd = wake_fd.read_fd();
+        Ok((Waker::new(wake_fd), fd))
+    }
+
     /// Interrupts the selector. Several wakes before the selector runs
     /// collapse into one early return.
     pub fn wake(&self) -> io::Result<()> {

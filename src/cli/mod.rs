@@ -65,6 +65,21 @@ pub struct ServeArgs {
     #[arg(long, value_name = "NAME")]
     pub backend: Option<String>,
 
+    /// With `--backend uring-completion`: buffers in each worker's
+    /// provided-buffer ring (a power of two, at most 32768). Default: 64.
+    #[arg(long, value_name = "N")]
+    pub uring_buffers: Option<u16>,
+
+    /// With `--backend uring-completion`: bytes per provided buffer.
+    /// Default: 65536.
+    #[arg(long, value_name = "BYTES")]
+    pub uring_buffer_size: Option<usize>,
+
+    /// With `--backend uring-completion`: submission-queue entries per
+    /// worker ring (the completion queue has four times as many). Default: 1024.
+    #[arg(long, value_name = "N")]
+    pub uring_entries: Option<u32>,
+
     /// Protocol to serve: http, echo, chat, multicast, udp-echo or
     /// udp-multicast. The udp- services serve datagrams only, unless
     /// --listen is given too. Default: http.

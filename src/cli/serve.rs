@@ -13,7 +13,7 @@ use std::sync::Arc;
 use crate::cli::ServeArgs;
 use crate::config::{Config, ConfigError, DEFAULT_LISTEN, SERVICES};
 use crate::domains::DomainRules;
-use crate::engine::Driver;
+use crate::engine::{CompletionOptions, Driver};
 use crate::net::listener::ListenerOptions;
 use crate::server::{self, ListenerSettings, ServerSettings, StopCause};
 use crate::service::http::{Http, HttpLimits};
@@ -113,9 +113,36 @@ pub fn settings(args: &ServeArgs) -> Result<ServerSettings, ConfigError> {
     let service = service_factory(tcp_service, rules, http_limits, http2, multicast_size);
     let admin = super::admin_flags::settings(args, &config, &origin, &listeners)?;
 
+    let mut completion = CompletionOptions::default();
+    if let Some(buffers) = args.uring_buffers {
+        if !buffers.is_power_of_two() || buffers > 32768 {
+            return Err(ConfigError(format!(
+                "--uring-buffers: {buffers} is not a power of two up to 32768"
+            )));
+        }
+        completion.buffers = buffers;
+    }
+    if let Some(size) = args.uring_buffer_size {
+        if !(64..=1 << 24).contains(&size) {
+            return Err(ConfigError(format!(
+                "--uring-buffer-size: {size} is not between 64 and 16777216 bytes"
+            )));
+        }
+        completion.buffer_size = size;
+    }
+    if let Some(entries) = args.uring_entries {
+        if !(8..=32768).contains(&entries) {
+            return Err(ConfigError(format!(
+                "--uring-entries: {entries} is not between 8 and 32768"
+            )));
+        }
+        completion.entries = entries;
+    }
+
     Ok(ServerSettings {
         listeners,
         driver,
+        completion,
         workers,
         max_connections,
         service_name,

@@ -7,6 +7,7 @@
 //! | name | model | what waits |
 //! |---|---|---|
 //! | `epoll`, `uring`, `kqueue`, `mio`, `poll` | `readiness` | one event loop per worker over a [`backends::Selector`] |
+//! | `uring-completion` | `completion` | one io_uring per worker: the kernel does the I/O and reports it done (`engine::completion`) |
 //! | `threads` | `threads` | one OS thread per connection, in blocking reads and writes |
 //!
 //! The one idea: **a name is a driver plus, for the readiness model, a
@@ -23,19 +24,25 @@ use backends::BackendKind;
 pub enum Driver {
     /// The event loop of `engine::readiness` over this backend.
     Readiness(BackendKind),
+    /// The io_uring completion driver (`engine::completion`).
+    Completion,
     /// A blocking thread per connection (`engine::threads`): the baseline
     /// that shows what an event loop saves.
     Threads,
 }
 
 impl Driver {
+    pub const COMPLETION_NAME: &'static str = "uring-completion";
+
     /// Every driver this build contains, best first: the readiness backends
-    /// in their own order, then the thread-per-connection baseline.
+    /// in their own order, the completion driver, then the
+    /// thread-per-connection baseline.
     pub fn compiled() -> Vec<Driver> {
         let mut all: Vec<Driver> = BackendKind::compiled()
             .into_iter()
             .map(Driver::Readiness)
             .collect();
+        all.push(Driver::Completion);
         all.push(Driver::Threads);
         all
     }
@@ -49,14 +56,17 @@ impl Driver {
     pub fn name(self) -> &'static str {
         match self {
             Driver::Readiness(kind) => kind.name(),
+            Driver::Completion => Self::COMPLETION_NAME,
             Driver::Threads => "threads",
         }
     }
 
-    /// `readiness` or `threads`, as `portcullis backends` prints it.
+    /// `readiness`, `completion` or `threads`, as `portcullis backends`
+    /// prints it.
     pub fn model(self) -> &'static str {
         match self {
             Driver::Readiness(_) => "readiness",
+            Driver::Completion => "completion",
             Driver::Threads => "threads",
         }
     }
@@ -65,6 +75,10 @@ impl Driver {
     pub fn availability(self) -> Result<(), String> {
         match self {
             Driver::Readiness(kind) => kind.availability(),
+            #[cfg(target_os = "linux")]
+            Driver::Completion => super::completion::probe(),
+            #[cfg(not(target_os = "linux"))]
+            Driver::Completion => Err("io_uring exists on Linux only".into()),
             Driver::Threads if cfg!(target_os = "linux") => Ok(()),
             Driver::Threads => {
                 Err("the threads driver waits with ppoll(2), which it uses on Linux only".into())
@@ -87,6 +101,15 @@ impl Driver {
     pub fn parse(name: &str) -> Result<Driver, String> {
         if name == Driver::Threads.name() {
             return Ok(Driver::Threads);
+        }
+        if name == Self::COMPLETION_NAME {
+            return match Driver::Completion.availability() {
+                Ok(()) => Ok(Driver::Completion),
+                Err(why) => Err(format!(
+                    "backend `{name}` cannot run on this machine: {why}; available: {}",
+                    Driver::available_names()
+                )),
+            };
         }
         match BackendKind::from_name(name) {
             Some(_) => backends::parse_backend(name)
@@ -120,6 +143,31 @@ impl fmt::Display for Driver {
     }
 }
 
+/// The ring and buffer sizes of a completion worker.
+#[derive(Clone, Copy, Debug)]
+pub struct CompletionOptions {
+    /// Submission-queue entries (the completion queue has four times as many).
+    pub entries: u32,
+    /// Buffers in the provided-buffer ring (a power of two).
+    pub buffers: u16,
+    /// Bytes per buffer.
+    pub buffer_size: usize,
+}
+
+impl Default for CompletionOptions {
+    fn default() -> CompletionOptions {
+        CompletionOptions {
+            entries: 1024,
+            // 4 MiB per worker. Large buffers matter for streams (a 16 KiB
+            // buffer cost half as much again per message as a 64 KiB one
+            // in the stream bench); small messages waste most of a buffer,
+            // but only for the moment until it is given back.
+            buffers: 64,
+            buffer_size: 64 * 1024,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,6 +180,7 @@ mod tests {
             }
         }
         assert_eq!(Driver::parse("threads"), Ok(Driver::Threads));
+        assert_eq!(Driver::Completion.model(), "completion");
     }
 
     #[test]

@@ -41,11 +41,15 @@
 //! | `readiness/` | the readiness driver: loop, accepting, socket I/O, UDP sockets, tokens |
 //! | `driver.rs` | the drivers by name (`--backend`): readiness backends, `threads` |
 //! | `threads/` | the thread-per-connection baseline: acceptor, blocking connection threads |
+//! | `completion/` | the io_uring completion driver: multishot accept and receive, buffer ring, cancellation |
+//! | `driver.rs` | which driver `--backend` names, its model and availability |
 //! | `hub.rs` | broadcasts across workers, with push-back when an inbox fills |
 //! | `stats.rs` | a counter for every reason a connection ends |
 //! | `counters.rs` | per-worker counters for metrics, summed only when read |
 
 pub mod buffers;
+#[cfg(target_os = "linux")]
+pub mod completion;
 pub mod connection;
 pub mod context;
 pub mod counters;
@@ -61,7 +65,7 @@ pub mod worker;
 
 pub use connection::{Connection, Next, Stage};
 pub use context::{Context, ListenerPolicy};
-pub use driver::Driver;
+pub use driver::{CompletionOptions, Driver};
 pub use edge::{EdgePolicy, ListenerLimits};
 pub use limits::ConnectionLimits;
 pub use readiness::Worker;

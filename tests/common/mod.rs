@@ -27,18 +27,31 @@ pub fn server_binary() -> String {
     std::env::var("PORTCULLIS_TEST_SERVER").unwrap_or_else(|_| BIN.to_string())
 }
 
-/// The readiness backends of the binary under test that run on this machine.
+/// The event-loop drivers of the binary under test that run on this
+/// machine: the readiness backends and the io_uring completion driver. Every
+/// feature (UDP aside) works under each of them.
 pub fn backends() -> Vec<String> {
     listed()
         .into_iter()
-        .filter(|(_, model)| model == "readiness")
+        .filter(|(_, model)| model != "threads")
         .map(|(name, _)| name)
         .collect()
 }
 
-/// Every driver that runs on this machine, whatever its model: the
-/// readiness backends and the others (`threads`, ...). The end-to-end echo,
-/// chat and TLS tests run against all of them.
+/// The runnable backends of one model: `readiness`, `completion` or
+/// `threads`.
+#[allow(dead_code)]
+pub fn backends_of_model(model: &str) -> Vec<String> {
+    listed()
+        .into_iter()
+        .filter(|(_, m)| m == model)
+        .map(|(name, _)| name)
+        .collect()
+}
+
+/// Every driver that runs on this machine, whatever its model, the
+/// thread-per-connection baseline included. The end-to-end echo, chat and
+/// TLS tests run against all of them.
 #[allow(dead_code)]
 pub fn drivers() -> Vec<String> {
     listed().into_iter().map(|(name, _)| name).collect()
@@ -58,6 +71,9 @@ fn listed() -> Vec<(String, String)> {
             let fields: Vec<&str> = line.split_whitespace().collect();
             match fields[..] {
                 [name, model, "yes", ..] => Some((name.to_string(), model.to_string())),
+                // An older build (PORTCULLIS_TEST_SERVER) lists names only,
+                // all of them readiness backends compiled in.
+                [name] => Some((name.to_string(), "readiness".to_string())),
                 _ => None,
             }
         })

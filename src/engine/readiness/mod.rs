@@ -30,6 +30,8 @@ mod datagrams;
 mod slots;
 pub(super) mod socket_io;
 
+pub(in crate::engine) use socket_io::failure_reason;
+
 use std::io::{self, Write};
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
