@@ -22,6 +22,7 @@ pub mod domains;
 pub mod engine;
 pub mod net;
 pub mod proxy;
+pub mod reload;
 pub mod server;
 pub mod service;
 pub mod timers;

@@ -33,6 +33,10 @@ pub struct ListenerPolicy {
     /// Access rules, limits and the PROXY protocol (shared by every
     /// worker's socket for this listener).
     pub edge: Arc<EdgePolicy>,
+    /// Which of the worker's counter blocks (`engine::counters`) its
+    /// connections count in: the listener's start-up index, which stays the
+    /// same across reloads, while the policy's own number does not.
+    pub counters: usize,
 }
 
 /// The worker's share of a connection call. See the module documentation.

@@ -1,0 +1,382 @@
+//! Reloading a running server (SIGHUP, and later the admin API): re-read
+//! the config file and every certificate, key and CA it names, then swap
+//! the new configuration in without dropping a connection.
+//!
+//! A reload is two halves, and the one idea is the wall between them:
+//! **everything that can fail happens before anything changes.** The first
+//! half builds the new configuration exactly as start-up does
+//! ([`cli::serve::prepare`], so a flag still overrides the file), loading
+//! and checking every file, and binds the sockets of listeners the reload
+//! adds. Any error there — a file that does not parse, a key that does not
+//! match its certificate, an unreadable CA, an address in use — returns
+//! with the old configuration untouched, and the error names the file, the
+//! key and the problem. Only then does the second half, which cannot fail,
+//! post each worker its new state (`engine::control`): new connections get
+//! the new gate, policies and limits; live connections keep the policy
+//! number, and so the gate and certificates, they were admitted with
+//! (`engine::policies`).
+//!
+//! What a reload cannot change (the service, the backend, the number of
+//! workers, UDP sockets) is reported as a warning and kept as it was.
+//!
+//! [`cli::serve::prepare`]: crate::cli::serve::prepare
+
+use std::fmt;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+
+use crate::engine::Driver;
+
+use crate::cli::serve::{describe_listener, prepare};
+use crate::cli::ServeArgs;
+use crate::engine::control::{ListenerChange, ListenerId, Reconfigure};
+use crate::engine::{ListenerPolicy, Shared};
+use crate::server::{self, ListenerSettings, ServerHandle, ServerSettings};
+use crate::service::http::live_rules::LiveRules;
+use crate::tls::{TlsCounters, TlsGate};
+
+/// A listener as the running server has it.
+struct Active {
+    id: ListenerId,
+    /// The address the configuration asked for (port 0 stays 0), which is
+    /// how a reload recognises the same listener.
+    configured: SocketAddr,
+    /// The bound address.
+    local: SocketAddr,
+}
+
+/// What start-up fixed and a reload cannot change.
+struct Fixed {
+    service: String,
+    backend: Driver,
+    workers: usize,
+    udp: bool,
+}
+
+/// Re-reads the configuration and installs it in a running server.
+pub struct Reloader {
+    args: ServeArgs,
+    shared: Arc<Shared>,
+    listeners: Vec<Active>,
+    next_id: ListenerId,
+    counters: Option<Arc<TlsCounters>>,
+    rules: Arc<LiveRules>,
+    fixed: Fixed,
+}
+
+/// A [`Reloader`] waiting for its server to start.
+pub struct PendingReloader {
+    args: ServeArgs,
+    configured: Vec<SocketAddr>,
+    counters: Option<Arc<TlsCounters>>,
+    rules: Arc<LiveRules>,
+    fixed: Fixed,
+}
+
+impl PendingReloader {
+    /// The reloader of the running server `handle`.
+    pub fn attach(self, handle: &ServerHandle) -> Reloader {
+        let listeners: Vec<Active> = self
+            .configured
+            .iter()
+            .zip(handle.addresses())
+            .enumerate()
+            .map(|(id, (configured, local))| Active {
+                id: id as ListenerId,
+                configured: *configured,
+                local: *local,
+            })
+            .collect();
+        Reloader {
+            args: self.args,
+            shared: handle.shared().clone(),
+            next_id: listeners.len() as ListenerId,
+            listeners,
+            counters: self.counters,
+            rules: self.rules,
+            fixed: self.fixed,
+        }
+    }
+}
+
+/// What a reload did, for the log line (and the admin API's answer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReloadSummary {
+    /// Where the configuration came from.
+    pub origin: String,
+    pub listeners: usize,
+    pub opened: Vec<SocketAddr>,
+    pub closed: Vec<SocketAddr>,
+    /// TLS domains now served (0: no TLS).
+    pub domains: usize,
+    pub max_connections: usize,
+    /// Changes the reload did not apply, and why.
+    pub warnings: Vec<String>,
+}
+
+impl fmt::Display for ReloadSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let list = |addrs: &[SocketAddr]| {
+            addrs
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        write!(
+            f,
+            "reloaded {}: {} listeners, {} domains, max_connections {}",
+            self.origin, self.listeners, self.domains, self.max_connections
+        )?;
+        if !self.opened.is_empty() {
+            write!(f, "; opened {}", list(&self.opened))?;
+        }
+        if !self.closed.is_empty() {
+            write!(f, "; closed {}", list(&self.closed))?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a reload was refused; the old configuration is still serving.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReloadError(pub String);
+
+impl fmt::Display for ReloadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ReloadError {}
+
+impl Reloader {
+    /// What a reloader must know of `settings` before they go to
+    /// [`server::start`]; `rules` is the cell the `http` service reads.
+    /// Finish with [`PendingReloader::attach`] once the server runs.
+    pub fn prepare(
+        args: &ServeArgs,
+        settings: &ServerSettings,
+        rules: Arc<LiveRules>,
+    ) -> PendingReloader {
+        PendingReloader {
+            args: args.clone(),
+            configured: settings.listeners.iter().map(|l| l.options.addr).collect(),
+            counters: settings.gate.as_ref().map(|g| g.counters().clone()),
+            rules,
+            fixed: Fixed {
+                service: settings.service_name.clone(),
+                backend: settings.driver,
+                workers: settings.workers.max(1),
+                udp: settings.udp.is_some(),
+            },
+        }
+    }
+
+    /// Reloads and logs the outcome; what SIGHUP does.
+    pub fn reload_and_log(&mut self) {
+        match self.reload() {
+            Ok(summary) => {
+                for warning in &summary.warnings {
+                    log::warn!("reload: {warning}");
+                }
+                log::info!("{summary}");
+            }
+            Err(err) => log::error!("reload refused, the old configuration keeps serving: {err}"),
+        }
+    }
+
+    /// Re-reads the configuration and installs it; on error nothing has
+    /// changed. See the module documentation.
+    pub fn reload(&mut self) -> Result<ReloadSummary, ReloadError> {
+        // Half one: build and check everything; nothing changes yet.
+        let prepared = prepare(&self.args).map_err(|e| ReloadError(e.0))?;
+        let new = prepared.settings;
+        let warnings = self.unchangeable(&new);
+        let gate = new.gate.as_ref().map(|gate| {
+            let gate = TlsGate::clone(gate);
+            Arc::new(match &self.counters {
+                Some(counters) => gate.with_counters(counters.clone()),
+                None => gate,
+            })
+        });
+        let workers = self.fixed.workers;
+        let mut kept = vec![false; self.listeners.len()];
+        let mut plan = Vec::with_capacity(new.listeners.len());
+        for spec in &new.listeners {
+            let existing = self
+                .listeners
+                .iter()
+                .enumerate()
+                .find(|(i, a)| !kept[*i] && a.configured == spec.options.addr)
+                .map(|(i, _)| i);
+            match existing {
+                Some(i) => {
+                    kept[i] = true;
+                    plan.push(Planned::Kept(i));
+                }
+                None => plan.push(Planned::Opened(bind(spec, workers)?)),
+            }
+        }
+
+        // Half two: it cannot fail; post every worker its new state.
+        let mut next: Vec<Active> = Vec::with_capacity(plan.len());
+        let mut per_worker: Vec<Vec<ListenerChange>> = (0..workers).map(|_| Vec::new()).collect();
+        let mut opened = Vec::new();
+        for (spec, planned) in new.listeners.iter().zip(plan) {
+            let (active, mut sockets) = match planned {
+                Planned::Kept(i) => {
+                    let a = &self.listeners[i];
+                    let active = Active {
+                        id: a.id,
+                        configured: a.configured,
+                        local: a.local,
+                    };
+                    (active, Vec::new())
+                }
+                Planned::Opened((local, sockets)) => {
+                    let id = self.next_id;
+                    self.next_id += 1;
+                    opened.push((local, spec));
+                    let active = Active {
+                        id,
+                        configured: spec.options.addr,
+                        local,
+                    };
+                    (active, sockets.into_iter().map(Some).collect())
+                }
+            };
+            let policy = ListenerPolicy {
+                local: active.local,
+                allow_plaintext: spec.allow_plaintext || !spec.tls,
+                tls: if spec.tls { gate.clone() } else { None },
+                edge: Arc::new(spec.edge.build(active.local, new.max_connections)),
+                // Start-up listeners' ids are their counter blocks; a
+                // listener a reload opens has none (it counts as unlisted).
+                counters: active.id as usize,
+            };
+            for (worker, changes) in per_worker.iter_mut().enumerate() {
+                changes.push(ListenerChange {
+                    id: active.id,
+                    socket: sockets.get_mut(worker).and_then(Option::take),
+                    policy: policy.clone(),
+                });
+            }
+            next.push(active);
+        }
+        let closed: Vec<SocketAddr> = self
+            .listeners
+            .iter()
+            .zip(&kept)
+            .filter(|(_, kept)| !**kept)
+            .map(|(a, _)| a.local)
+            .collect();
+        self.shared.set_max_connections(new.max_connections);
+        if let Some(controls) = self.shared.control.get() {
+            for (worker, listeners) in per_worker.into_iter().enumerate() {
+                let message = Reconfigure {
+                    listeners,
+                    limits: new.limits.clone(),
+                    socket_options: new.socket_options,
+                    shutdown_grace: new.shutdown_grace,
+                };
+                if let Err(err) = controls.post(worker, message) {
+                    log::warn!("reload: cannot wake worker {worker}: {err}");
+                }
+            }
+        }
+        self.rules.replace(Arc::new(
+            gate.as_ref().map(|g| g.domain_rules()).unwrap_or_default(),
+        ));
+        self.listeners = next;
+        self.announce(&opened, &closed);
+        Ok(ReloadSummary {
+            origin: self
+                .args
+                .config
+                .as_ref()
+                .map_or_else(|| "flags".to_string(), |p| p.display().to_string()),
+            listeners: self.listeners.len(),
+            opened: opened.iter().map(|(a, _)| *a).collect(),
+            closed,
+            domains: gate.as_ref().map_or(0, |g| g.domain_rules().rules.len()),
+            max_connections: self.shared.max_connections(),
+            warnings,
+        })
+    }
+
+    /// Warnings for the settings a reload cannot change.
+    fn unchangeable(&self, new: &ServerSettings) -> Vec<String> {
+        let mut warnings = Vec::new();
+        let fixed = &self.fixed;
+        if new.service_name != fixed.service {
+            warnings.push(format!(
+                "service: changing `{}` to `{}` needs a restart; still serving `{}`",
+                fixed.service, new.service_name, fixed.service
+            ));
+        }
+        if new.driver != fixed.backend {
+            warnings.push(format!(
+                "backend: changing {} to {} needs a restart",
+                fixed.backend, new.driver
+            ));
+        }
+        if new.workers.max(1) != fixed.workers {
+            warnings.push(format!(
+                "workers: changing {} to {} needs a restart",
+                fixed.workers, new.workers
+            ));
+        }
+        if new.udp.is_some() || fixed.udp {
+            warnings.push("udp: UDP sockets are not reloaded; they stay as they were".into());
+        }
+        warnings
+    }
+
+    /// The same `listening on` lines as start-up, for listeners a reload
+    /// opened (scripts and tests read the port from them), and one line per
+    /// listener closed.
+    fn announce(&self, opened: &[(SocketAddr, &ListenerSettings)], closed: &[SocketAddr]) {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let workers = self.fixed.workers;
+        for (addr, spec) in opened {
+            let _ = writeln!(
+                out,
+                "portcullis: listening on {addr} ({}; service {}; backend {}; {workers} worker{})",
+                describe_listener(spec),
+                self.fixed.service,
+                self.fixed.backend,
+                if workers == 1 { "" } else { "s" }
+            );
+        }
+        for addr in closed {
+            let _ = writeln!(out, "portcullis: stopped listening on {addr}");
+        }
+        let _ = out.flush();
+    }
+}
+
+enum Planned {
+    /// The running listener at this index stays.
+    Kept(usize),
+    /// Newly bound: the real address and one socket per worker.
+    Opened((SocketAddr, Vec<TcpListener>)),
+}
+
+/// Binds a listener the reload adds, once per worker.
+fn bind(
+    spec: &ListenerSettings,
+    workers: usize,
+) -> Result<(SocketAddr, Vec<TcpListener>), ReloadError> {
+    let fail = |err: std::io::Error| {
+        ReloadError(format!(
+            "listeners: cannot listen on {}: {err}",
+            spec.options.addr
+        ))
+    };
+    let per_worker = server::bind_all(std::slice::from_ref(spec), workers).map_err(fail)?;
+    let sockets: Vec<TcpListener> = per_worker.into_iter().flatten().collect();
+    let local = sockets[0].local_addr().map_err(fail)?;
+    Ok((local, sockets))
+}

@@ -1,0 +1,360 @@
+//! Reload on SIGHUP, against the real binary and real clients: a new
+//! certificate is served to new connections (its serial read with `openssl
+//! s_client`) while a connection opened before keeps echoing byte-exact; a
+//! bad file, a key that does not match its certificate or an unreadable CA
+//! leaves the old configuration serving and logs file, key and problem;
+//! listeners a reload adds accept and listeners it removes stop accepting,
+//! while the others keep serving.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::tls::{cert, run, TempDir, PROCESS_TIMEOUT};
+use common::{pattern, server_binary};
+
+/// A server whose every output line is kept, so the test can wait for
+/// lines a reload prints long after start-up.
+struct Proc {
+    child: Child,
+    lines: mpsc::Receiver<(bool, String)>,
+    seen: Vec<(bool, String)>,
+}
+
+impl Proc {
+    fn start(args: &[&str]) -> Proc {
+        let mut child = Command::new(server_binary())
+            .arg("serve")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .env("RUST_LOG", "info")
+            .spawn()
+            .expect("spawn portcullis");
+        let (tx, lines) = mpsc::channel();
+        for (is_stdout, stream) in [
+            (
+                true,
+                Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+            ),
+            (false, Box::new(child.stderr.take().unwrap())),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if tx.send((is_stdout, line)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        Proc {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a line (stdout when `stdout`) containing `needle`, after
+    /// the ones already returned; returns it.
+    fn wait_for(&mut self, stdout: bool, needle: &str) -> String {
+        self.wait_until(stdout, needle, |line| line.contains(needle))
+    }
+
+    fn wait_until(&mut self, stdout: bool, what: &str, test: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok((out, line)) => {
+                    self.seen.push((out, line.clone()));
+                    if out == stdout && test(&line) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no line with {what:?}; seen:\n{}",
+                    self.seen
+                        .iter()
+                        .map(|(_, l)| l.as_str())
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                ),
+            }
+        }
+    }
+
+    /// The addresses of the next `n` `listening on` lines.
+    fn listening(&mut self, n: usize) -> Vec<SocketAddr> {
+        (0..n)
+            .map(|_| {
+                let line = self.wait_for(true, "listening on ");
+                let rest = line.split("listening on ").nth(1).unwrap();
+                rest.split_whitespace().next().unwrap().parse().unwrap()
+            })
+            .collect()
+    }
+
+    fn signal(&self, signal: i32) {
+        // SAFETY: kill takes plain integers; the pid is our own child.
+        unsafe {
+            libc::kill(self.child.id() as i32, signal);
+        }
+    }
+
+    /// SIGHUP, then the reload's outcome line from the log.
+    fn reload(&mut self) -> String {
+        self.signal(libc::SIGHUP);
+        self.wait_until(false, "reload outcome", |line| {
+            line.contains("reload refused") || line.contains("] reloaded ")
+        })
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.signal(libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The serial of the certificate `openssl s_client` is shown at `addr`.
+fn served_serial(addr: SocketAddr) -> String {
+    let mut command = Command::new("openssl");
+    command
+        .args(["s_client", "-connect", &addr.to_string()])
+        .args(["-servername", "localhost", "-CAfile", &cert("ca.pem")])
+        .arg("-verify_return_error");
+    let out = run(&mut command, b"", PROCESS_TIMEOUT);
+    assert!(out.success(), "s_client failed\n{}", out.all());
+    let mut x509 = Command::new("openssl");
+    x509.args(["x509", "-noout", "-serial"]);
+    let parsed = run(&mut x509, out.stdout.as_bytes(), PROCESS_TIMEOUT);
+    assert!(parsed.success(), "no certificate shown\n{}", out.all());
+    parsed.stdout.trim().to_string()
+}
+
+fn file_serial(name: &str) -> String {
+    let mut x509 = Command::new("openssl");
+    x509.args(["x509", "-noout", "-serial", "-in", &cert(name)]);
+    run(&mut x509, b"", PROCESS_TIMEOUT)
+        .stdout
+        .trim()
+        .to_string()
+}
+
+/// A TLS connection to `addr` with SNI localhost, verified against the dev CA.
+fn tls(addr: SocketAddr) -> openssl::ssl::SslStream<TcpStream> {
+    common::tls::tls_connect(addr, "localhost", None).expect("TLS handshake")
+}
+
+/// Writes `size` bytes of the test pattern and reads them back.
+fn assert_echoes<S: Read + Write>(stream: &mut S, size: usize, what: &str) {
+    let data = pattern(size as u64, size);
+    let mut back = vec![0u8; size];
+    for (sent, got) in data.chunks(16 * 1024).zip(back.chunks_mut(16 * 1024)) {
+        stream.write_all(sent).unwrap();
+        stream
+            .read_exact(got)
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+    }
+    assert!(back == data, "{what}: the echo differs");
+}
+
+fn plain(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+fn config(dir: &TempDir, listeners: &[&str], domain: &str) -> String {
+    let mut text = String::from("service = \"echo\"\n");
+    for address in listeners {
+        text.push_str(&format!("\n[[listeners]]\naddress = \"{address}\"\n"));
+    }
+    text.push_str(domain);
+    dir.write("portcullis.toml", &text).display().to_string()
+}
+
+fn domain(cert_file: &str, key_file: &str, extra: &str) -> String {
+    format!(
+        "\n[[domains]]\nnames = [\"localhost\"]\ncert = \"{cert_file}\"\nkey = \"{key_file}\"\n{extra}"
+    )
+}
+
+#[test]
+fn a_new_certificate_is_served_while_an_old_connection_keeps_echoing() {
+    let dir = TempDir::new("reload-cert");
+    dir.copy_cert("server.pem");
+    dir.copy_cert("server.key");
+    let path = config(
+        &dir,
+        &["127.0.0.1:0"],
+        &domain("server.pem", "server.key", ""),
+    );
+    let mut server = Proc::start(&["--config", &path, "--workers", "2"]);
+    let addr = server.listening(1)[0];
+    let old = file_serial("server.pem");
+    assert_eq!(served_serial(addr), old);
+    let mut before = tls(addr);
+    assert_echoes(&mut before, 4096, "before the reload");
+
+    // Same file names, new contents: the reload must re-read the files.
+    dir.copy_cert("server-ecdsa.pem");
+    dir.copy_cert("server-ecdsa.key");
+    std::fs::rename(
+        dir.path.join("server-ecdsa.pem"),
+        dir.path.join("server.pem"),
+    )
+    .unwrap();
+    std::fs::rename(
+        dir.path.join("server-ecdsa.key"),
+        dir.path.join("server.key"),
+    )
+    .unwrap();
+    let line = server.reload();
+    assert!(line.contains("reloaded"), "{line}");
+
+    let new = file_serial("server-ecdsa.pem");
+    assert_ne!(old, new);
+    // Both workers serve the new certificate: ask several times.
+    for _ in 0..6 {
+        assert_eq!(
+            served_serial(addr),
+            new,
+            "a new connection gets the new cert"
+        );
+    }
+    assert_echoes(
+        &mut before,
+        1 << 20,
+        "the connection opened before the reload",
+    );
+    let serial = before
+        .ssl()
+        .peer_certificate()
+        .unwrap()
+        .serial_number()
+        .to_bn()
+        .unwrap();
+    assert_eq!(format!("serial={}", serial.to_hex_str().unwrap()), old);
+}
+
+#[test]
+fn a_bad_reload_keeps_the_old_configuration_and_says_why() {
+    let dir = TempDir::new("reload-bad");
+    for name in ["server.pem", "server.key", "server-ecdsa.key", "ca.pem"] {
+        dir.copy_cert(name);
+    }
+    dir.write("garbage.pem", "-----BEGIN CERTIFICATE-----\nnot base64\n");
+    let good = domain("server.pem", "server.key", "");
+    let path = config(&dir, &["127.0.0.1:0"], &good);
+    let mut server = Proc::start(&["--config", &path]);
+    let addr = server.listening(1)[0];
+    let serial = file_serial("server.pem");
+    let mut live = tls(addr);
+
+    let optional_ca = |ca: &str| format!("client_auth = \"optional\"\nclient_ca = \"{ca}\"\n");
+    let cases = [
+        (
+            "a certificate that does not parse",
+            domain("garbage.pem", "server.key", ""),
+            vec!["domains[0]: cert", "garbage.pem"],
+        ),
+        (
+            "a key that does not match its certificate",
+            domain("server.pem", "server-ecdsa.key", ""),
+            vec!["domains[0]: key", "server-ecdsa.key", "does not match"],
+        ),
+        (
+            "an unreadable CA",
+            domain("server.pem", "server.key", &optional_ca("missing-ca.pem")),
+            vec!["domains[0]: client_ca", "missing-ca.pem", "cannot read"],
+        ),
+        (
+            "a file that does not parse",
+            "\n[[domains]\nnames = 1\n".to_string(),
+            vec!["portcullis.toml"],
+        ),
+    ];
+    for (what, text, expected) in cases {
+        config(&dir, &["127.0.0.1:0"], &text);
+        let line = server.reload();
+        assert!(line.contains("reload refused"), "{what}: {line}");
+        assert!(
+            line.contains("portcullis.toml"),
+            "{what}: names the file: {line}"
+        );
+        for needle in expected {
+            assert!(
+                line.contains(needle),
+                "{what}: {needle:?} missing in {line}"
+            );
+        }
+        assert_eq!(
+            served_serial(addr),
+            serial,
+            "{what}: the old cert still serves"
+        );
+        assert_echoes(&mut tls(addr), 1000, what);
+        assert_echoes(&mut live, 1000, what);
+    }
+    // And a good file after the bad ones is taken.
+    config(&dir, &["127.0.0.1:0"], &good);
+    let line = server.reload();
+    assert!(line.contains("reloaded"), "{line}");
+}
+
+#[test]
+fn listeners_a_reload_adds_accept_and_ones_it_removes_stop() {
+    let dir = TempDir::new("reload-listeners");
+    let path = config(&dir, &["127.0.0.1:0", "127.0.0.2:0"], "");
+    let mut server = Proc::start(&["--config", &path, "--workers", "2", "--no-tls"]);
+    let addrs = server.listening(2);
+    let (first, removed) = (addrs[0], addrs[1]);
+    let mut on_first = plain(first);
+    let mut on_removed = plain(removed);
+    assert_echoes(&mut on_first, 1000, "first listener");
+    assert_echoes(&mut on_removed, 1000, "second listener");
+
+    config(&dir, &["127.0.0.1:0", "127.0.0.3:0"], "");
+    server.signal(libc::SIGHUP);
+    let added = server.listening(1)[0];
+    assert_eq!(added.ip().to_string(), "127.0.0.3");
+    let closed = server.wait_for(true, "stopped listening on");
+    assert!(closed.contains(&removed.to_string()), "{closed}");
+    let line = server.wait_for(false, "reloaded");
+    assert!(line.contains("2 listeners"), "{line}");
+
+    for _ in 0..4 {
+        assert_echoes(&mut plain(added), 1000, "the added listener");
+        assert_echoes(&mut plain(first), 1000, "the listener that stayed");
+    }
+    // Every worker closed its socket: nothing listens there any more.
+    let err = TcpStream::connect(removed).expect_err("the removed listener still accepts");
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused, "{err}");
+    // Connections it admitted are untouched.
+    assert_echoes(
+        &mut on_removed,
+        64 * 1024,
+        "a connection of the removed listener",
+    );
+    assert_echoes(
+        &mut on_first,
+        64 * 1024,
+        "a connection of the kept listener",
+    );
+}
