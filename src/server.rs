@@ -38,6 +38,10 @@ pub struct ListenerSettings {
     pub tls: bool,
     /// Access rules, limits, rates and the PROXY protocol.
     pub edge: EdgeSettings,
+    /// A socket handed over already listening (systemd socket activation,
+    /// or the supervisor; see `net::socket_activation`): used instead of
+    /// binding `options.addr`.
+    pub inherited: Option<Arc<std::net::TcpListener>>,
 }
 
 /// Everything needed to start a server.
@@ -79,6 +83,7 @@ impl ServerSettings {
                 allow_plaintext: true,
                 tls: false,
                 edge: EdgeSettings::default(),
+                inherited: None,
             }],
             driver: Driver::best(),
             completion: CompletionOptions::default(),
@@ -504,6 +509,14 @@ pub(crate) fn bind_all(
     let mut per_worker: Vec<Vec<std::net::TcpListener>> =
         (0..workers).map(|_| Vec::new()).collect();
     for spec in listeners {
+        if let Some(socket) = &spec.inherited {
+            // Every worker watches the one socket it was given, each
+            // through a descriptor of its own.
+            for sockets in per_worker.iter_mut() {
+                sockets.push(socket.try_clone()?);
+            }
+            continue;
+        }
         let mut options = spec.options.clone();
         options.reuse_port |= workers > 1;
         let first = listener::bind(&options)?;

@@ -4,6 +4,7 @@
 //! one idea is that **`--help` is generated from the same structs the code
 //! reads**, so it cannot drift from what the flags do.
 
+mod activation;
 mod admin_flags;
 pub mod limits;
 pub mod serve;

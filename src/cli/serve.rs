@@ -202,16 +202,24 @@ fn listener_settings(
             allow_plaintext: !args.tls_only,
             tls: tls_available,
             edge: Default::default(),
+            inherited: None,
         }
     };
+    let inherited = crate::net::socket_activation::inherited().map_err(ConfigError)?;
     if !args.listen.is_empty() {
-        return Ok(args.listen.iter().copied().map(from_flags).collect());
+        let listeners = args.listen.iter().copied().map(from_flags).collect();
+        return super::activation::attach(listeners, inherited);
     }
     if config.listeners.is_empty() {
+        if !inherited.is_empty() {
+            // Nothing names addresses: serve every socket handed over.
+            let listeners = inherited.iter().map(|s| from_flags(s.local)).collect();
+            return super::activation::attach(listeners, inherited);
+        }
         let addr = DEFAULT_LISTEN.parse().expect("the default address parses");
         return Ok(vec![from_flags(addr)]);
     }
-    config
+    let listeners = config
         .listeners
         .iter()
         .enumerate()
@@ -234,9 +242,11 @@ fn listener_settings(
                 allow_plaintext: (l.plaintext && !args.tls_only) || !tls,
                 tls,
                 edge,
+                inherited: None,
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>, ConfigError>>()?;
+    super::activation::attach(listeners, inherited)
 }
 
 /// How long the kernel holds a silent connection before waking `accept`.
