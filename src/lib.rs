@@ -25,6 +25,7 @@ pub mod proxy;
 pub mod reload;
 pub mod server;
 pub mod service;
+pub mod supervisor;
 pub mod timers;
 pub mod tls;
 pub mod udp;

@@ -40,10 +40,16 @@ pub struct Prepared {
 /// Builds the settings (see [`settings`]); a reload calls this again with
 /// the same flags, so flags keep overriding the file.
 pub fn prepare(args: &ServeArgs) -> Result<Prepared, ConfigError> {
-    let config = match &args.config {
+    let mut config = match &args.config {
         Some(path) => Config::load(path)?,
         None => Config::parse("", "built-in defaults")?,
     };
+    if config.tls.ticket_key_file.is_none() {
+        // A worker process of `--processes`: the supervisor's shared secret.
+        if let Some(path) = std::env::var_os(crate::supervisor::tickets::ENV) {
+            config.tls.ticket_key_file = Some(path.into());
+        }
+    }
     let service_name = args
         .service
         .clone()
@@ -86,7 +92,10 @@ pub fn prepare(args: &ServeArgs) -> Result<Prepared, ConfigError> {
             TlsGate::from_config(&config.domains, &config.tls, &origin).map_err(ConfigError)?,
         ))
     } else if args.config.is_none() {
-        Some(Arc::new(TlsGate::development().map_err(ConfigError)?))
+        let tickets = crate::tls::setup::options_from_config(&[], &config.tls).tickets;
+        Some(Arc::new(
+            TlsGate::development_with(tickets).map_err(ConfigError)?,
+        ))
     } else {
         None
     };
@@ -322,6 +331,9 @@ pub fn describe_listener(listener: &ListenerSettings) -> &'static str {
 /// the process exit code.
 pub fn run(args: &ServeArgs) -> i32 {
     raise_open_file_limit();
+    if let Some(processes) = args.processes {
+        return crate::supervisor::run(args, processes);
+    }
     let Prepared { settings, rules } = match prepare(args) {
         Ok(prepared) => prepared,
         Err(err) => {
