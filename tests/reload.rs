@@ -69,7 +69,11 @@ fn plain(addr: SocketAddr) -> TcpStream {
 fn config(dir: &TempDir, listeners: &[&str], domain: &str) -> String {
     let mut text = String::from("service = \"echo\"\n");
     for address in listeners {
-        text.push_str(&format!("\n[[listeners]]\naddress = \"{address}\"\n"));
+        // No TCP_DEFER_ACCEPT: a silent connection is accepted at once, so
+        // a test can hold one that was admitted before a reload.
+        text.push_str(&format!(
+            "\n[[listeners]]\naddress = \"{address}\"\ndefer_accept = false\n"
+        ));
     }
     text.push_str(domain);
     dir.write("portcullis.toml", &text).display().to_string()
@@ -97,6 +101,10 @@ fn a_new_certificate_is_served_while_an_old_connection_keeps_echoing() {
     assert_eq!(served_serial(addr), old);
     let mut before = tls(addr);
     assert_echoes(&mut before, 4096, "before the reload");
+    // Admitted before the reload, its handshake only after: it still gets
+    // the policy (the gate, the certificate) it was admitted under.
+    let silent = plain(addr);
+    std::thread::sleep(Duration::from_millis(300));
 
     // Same file names, new contents: the reload must re-read the files.
     dir.copy_cert("server-ecdsa.pem");
@@ -129,6 +137,22 @@ fn a_new_certificate_is_served_while_an_old_connection_keeps_echoing() {
         1 << 20,
         "the connection opened before the reload",
     );
+    let mut late = common::tls::connector(None, None)
+        .connect("localhost", silent)
+        .expect("the handshake of a connection admitted before the reload");
+    let late_serial = late
+        .ssl()
+        .peer_certificate()
+        .unwrap()
+        .serial_number()
+        .to_bn()
+        .unwrap();
+    assert_eq!(
+        format!("serial={}", late_serial.to_hex_str().unwrap()),
+        old,
+        "admitted before the reload, handshaken after: the old policy's certificate"
+    );
+    assert_echoes(&mut late, 1000, "a connection admitted before the reload");
     let serial = before
         .ssl()
         .peer_certificate()
@@ -243,4 +267,87 @@ fn listeners_a_reload_adds_accept_and_ones_it_removes_stop() {
         64 * 1024,
         "a connection of the kept listener",
     );
+}
+
+/// The status line's code of a plaintext `GET /` for `host`.
+fn plain_get_status(addr: SocketAddr, host: &str) -> String {
+    let mut s = plain(addr);
+    write!(
+        s,
+        "GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    text.lines().next().unwrap_or_default().to_string()
+}
+
+#[test]
+fn the_http_service_checks_hosts_against_the_reloaded_domains() {
+    let dir = TempDir::new("reload-http");
+    for name in ["server.pem", "server.key", "ca.pem"] {
+        dir.copy_cert(name);
+    }
+    let localhost = domain("server.pem", "server.key", "");
+    let mut text = String::from("service = \"http\"\n\n[[listeners]]\naddress = \"127.0.0.1:0\"\n");
+    text.push_str(&localhost);
+    let path = dir.write("portcullis.toml", &text).display().to_string();
+    let mut server = Proc::start(&["--config", &path]);
+    let addr = server.listening(1)[0];
+    let before = plain_get_status(addr, "secure.localhost");
+    assert!(before.contains(" 200 "), "{before}");
+
+    // secure.localhost now requires a client certificate: a plaintext
+    // request for it must be refused by the rules the service reads.
+    text.push_str(
+        "\n[[domains]]\nnames = [\"secure.localhost\"]\ncert = \"server.pem\"\n\
+         key = \"server.key\"\nclient_auth = \"required\"\nclient_ca = \"ca.pem\"\n",
+    );
+    dir.write("portcullis.toml", &text);
+    let line = server.reload();
+    assert!(line.contains("2 domains"), "{line}");
+    let after = plain_get_status(addr, "secure.localhost");
+    assert!(after.contains(" 403 "), "{after}");
+    let other = plain_get_status(addr, "localhost");
+    assert!(other.contains(" 200 "), "{other}");
+}
+
+#[test]
+fn a_lower_connection_limit_refuses_new_connections_and_keeps_open_ones() {
+    let dir = TempDir::new("reload-limits");
+    let write = |max: usize| {
+        dir.write(
+            "portcullis.toml",
+            &format!(
+                "service = \"echo\"\nmax_connections = {max}\n\n\
+                 [[listeners]]\naddress = \"127.0.0.1:0\"\n"
+            ),
+        )
+        .display()
+        .to_string()
+    };
+    let path = write(10);
+    let mut server = Proc::start(&["--config", &path, "--no-tls"]);
+    let addr = server.listening(1)[0];
+    let mut open: Vec<TcpStream> = (0..3).map(|_| plain(addr)).collect();
+    for s in &mut open {
+        assert_echoes(s, 100, "before");
+    }
+    write(2);
+    let line = server.reload();
+    assert!(line.contains("max_connections 2"), "{line}");
+    let mut refused = plain(addr);
+    let _ = refused.write_all(b"x");
+    let mut buf = [0u8; 1];
+    let got = refused.read(&mut buf);
+    assert!(
+        matches!(got, Ok(0)) || got.is_err(),
+        "a connection over the new limit is closed: {got:?}"
+    );
+    for s in &mut open {
+        assert_echoes(s, 100, "a connection open before the lower limit");
+    }
+    write(10);
+    server.reload();
+    assert_echoes(&mut plain(addr), 100, "after raising the limit again");
 }

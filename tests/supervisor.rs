@@ -223,3 +223,28 @@ fn sighup_to_the_supervisor_reloads_every_worker_process() {
     live.read_exact(&mut back).unwrap();
     assert_eq!(&back, b"pong", "a connection from before the reload");
 }
+
+#[test]
+fn workers_drain_and_exit_when_the_supervisor_is_killed_outright() {
+    let mut server = Proc::start(&[
+        "--processes",
+        "2",
+        "--service",
+        "echo",
+        "--no-tls",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    let (addr, pids) = group(&mut server, 2);
+    assert!(echoes(&mut connect(addr), 1));
+    server.signal(libc::SIGKILL);
+    server.child.wait().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while pids.iter().any(|&p| alive(p)) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        pids.iter().all(|&p| !alive(p)),
+        "orphaned workers kept running"
+    );
+}

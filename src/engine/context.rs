@@ -44,7 +44,8 @@ pub struct Context<'a> {
     /// The time the driver read just before this call.
     pub now: Instant,
     pub limits: &'a ConnectionLimits,
-    /// Indexed by a connection's listener number.
+    /// Indexed by a connection's listener policy number: the policy it was
+    /// admitted under, kept across reloads (see `engine::policies`).
     pub listeners: &'a [ListenerPolicy],
     pub service: &'a mut dyn Service,
     pub work: &'a mut Workspace,

@@ -246,15 +246,13 @@ impl Reloader {
                     (active, sockets.into_iter().map(Some).collect())
                 }
             };
-            let policy = ListenerPolicy {
-                local: active.local,
-                allow_plaintext: spec.allow_plaintext || !spec.tls,
-                tls: if spec.tls { gate.clone() } else { None },
-                edge: Arc::new(spec.edge.build(active.local, new.max_connections)),
-                // Start-up listeners' ids are their counter blocks; a
-                // listener a reload opens has none (it counts as unlisted).
-                counters: active.id as usize,
-            };
+            let policy = listener_policy(
+                spec,
+                gate.as_ref(),
+                active.local,
+                new.max_connections,
+                active.id,
+            );
             for (worker, changes) in per_worker.iter_mut().enumerate() {
                 changes.push(ListenerChange {
                     id: active.id,
@@ -354,6 +352,28 @@ impl Reloader {
             let _ = writeln!(out, "portcullis: stopped listening on {addr}");
         }
         let _ = out.flush();
+    }
+}
+
+/// What new connections on listener `spec` (bound at `local`) get: the
+/// same rule as `server::start`'s. Anything a listener's policy gains
+/// (access rules, per-listener limits) is built here too, so a reload
+/// installs it and live connections keep their old one.
+fn listener_policy(
+    spec: &ListenerSettings,
+    gate: Option<&Arc<TlsGate>>,
+    local: SocketAddr,
+    max_connections: usize,
+    id: ListenerId,
+) -> ListenerPolicy {
+    ListenerPolicy {
+        local,
+        allow_plaintext: spec.allow_plaintext || !spec.tls,
+        tls: if spec.tls { gate.cloned() } else { None },
+        edge: Arc::new(spec.edge.build(local, max_connections)),
+        // Start-up listeners' ids are their counter blocks; a listener a
+        // reload opens has none (it counts as unlisted).
+        counters: id as usize,
     }
 }
 

@@ -71,8 +71,8 @@ pub fn spawn(
     // Allocated before fork: the child only writes into it.
     let mut parked: Vec<RawFd> = vec![-1; sources.len()];
     let above = LISTEN_FDS_START + sources.len() as RawFd;
-    // SAFETY: the closure runs between fork and exec and calls only fcntl
-    // and dup2 (async-signal-safe) on descriptors this process owns,
+    // SAFETY: the closure runs between fork and exec and calls only fcntl,
+    // dup2 and prctl (async-signal-safe) on descriptors this process owns,
     // writing into `parked`, which was allocated before the fork.
     unsafe {
         command.pre_exec(move || {
@@ -86,6 +86,12 @@ pub fn spawn(
                 if libc::dup2(fd, LISTEN_FDS_START + i as RawFd) < 0 {
                     return Err(io::Error::last_os_error());
                 }
+            }
+            // A supervisor killed outright (SIGKILL, OOM) cannot forward
+            // anything: have the kernel ask its workers to drain instead.
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) < 0 {
+                return Err(io::Error::last_os_error());
             }
             Ok(())
         });
