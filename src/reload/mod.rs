@@ -289,11 +289,10 @@ impl Reloader {
         self.listeners = next;
         self.announce(&opened, &closed);
         Ok(ReloadSummary {
-            origin: self
-                .args
-                .config
-                .as_ref()
-                .map_or_else(|| "flags".to_string(), |p| p.display().to_string()),
+            origin: self.args.config.as_ref().map_or_else(
+                || "the command line (no config file)".to_string(),
+                |p| p.display().to_string(),
+            ),
             listeners: self.listeners.len(),
             opened: opened.iter().map(|(a, _)| *a).collect(),
             closed,
