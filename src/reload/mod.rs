@@ -399,3 +399,36 @@ fn bind(
     let local = sockets[0].local_addr().map_err(fail)?;
     Ok((local, sockets))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The admin API will call `reload` from its own thread, behind a
+    /// mutex: the reloader must be movable there.
+    #[test]
+    fn a_reloader_can_be_handed_to_another_thread() {
+        fn send<T: Send>() {}
+        send::<Reloader>();
+        send::<ReloadSummary>();
+        send::<ReloadError>();
+    }
+
+    #[test]
+    fn the_summary_names_the_file_and_what_changed() {
+        let summary = ReloadSummary {
+            origin: "site.toml".into(),
+            listeners: 2,
+            opened: vec!["127.0.0.1:9000".parse().unwrap()],
+            closed: vec!["127.0.0.1:9001".parse().unwrap()],
+            domains: 3,
+            max_connections: 100,
+            warnings: Vec::new(),
+        };
+        assert_eq!(
+            summary.to_string(),
+            "reloaded site.toml: 2 listeners, 3 domains, max_connections 100; \
+             opened 127.0.0.1:9000; closed 127.0.0.1:9001"
+        );
+    }
+}

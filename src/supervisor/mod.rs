@@ -127,7 +127,9 @@ pub fn run(args: &ServeArgs, processes: Processes) -> i32 {
     };
     let mut worker_args = child::worker_arguments(std::env::args_os());
     // Listeners a reload adds are bound by each process itself: on one port.
-    worker_args.push("--reuse-port".into());
+    if !worker_args.iter().any(|a| a == "--reuse-port") {
+        worker_args.push("--reuse-port".into());
+    }
     let launcher = Launcher {
         program,
         args: worker_args,
