@@ -228,11 +228,27 @@ fn a_bad_reload_keeps_the_old_configuration_and_says_why() {
     assert!(line.contains("reloaded"), "{line}");
 }
 
+/// With every backend: opening and closing listeners is registering and
+/// deregistering them with the reactor.
 #[test]
 fn listeners_a_reload_adds_accept_and_ones_it_removes_stop() {
+    for backend in common::backends() {
+        listeners_open_and_close(&backend);
+    }
+}
+
+fn listeners_open_and_close(backend: &str) {
     let dir = TempDir::new("reload-listeners");
     let path = config(&dir, &["127.0.0.1:0", "127.0.0.2:0"], "");
-    let mut server = Proc::start(&["--config", &path, "--workers", "2", "--no-tls"]);
+    let mut server = Proc::start(&[
+        "--config",
+        &path,
+        "--workers",
+        "2",
+        "--no-tls",
+        "--backend",
+        backend,
+    ]);
     let addrs = server.listening(2);
     let (first, removed) = (addrs[0], addrs[1]);
     let mut on_first = plain(first);
@@ -250,8 +266,16 @@ fn listeners_a_reload_adds_accept_and_ones_it_removes_stop() {
     assert!(line.contains("2 listeners"), "{line}");
 
     for _ in 0..4 {
-        assert_echoes(&mut plain(added), 1000, "the added listener");
-        assert_echoes(&mut plain(first), 1000, "the listener that stayed");
+        assert_echoes(
+            &mut plain(added),
+            1000,
+            &format!("{backend}: the added listener"),
+        );
+        assert_echoes(
+            &mut plain(first),
+            1000,
+            &format!("{backend}: the listener that stayed"),
+        );
     }
     // Every worker closed its socket: nothing listens there any more.
     let err = TcpStream::connect(removed).expect_err("the removed listener still accepts");
