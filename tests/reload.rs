@@ -375,3 +375,53 @@ fn a_lower_connection_limit_refuses_new_connections_and_keeps_open_ones() {
     server.reload();
     assert_echoes(&mut plain(addr), 100, "after raising the limit again");
 }
+
+/// Whether the server closes a new connection at once (a refusal at
+/// accept) rather than echoing.
+fn refused(addr: SocketAddr) -> bool {
+    let mut s = plain(addr);
+    let _ = s.write_all(b"ping");
+    let mut buf = [0u8; 4];
+    !matches!(s.read_exact(&mut buf), Ok(()))
+}
+
+#[test]
+fn listener_access_rules_and_limits_reload_and_keep_their_counts() {
+    let dir = TempDir::new("reload-edge");
+    let write = |extra: &str| {
+        let text =
+            format!("service = \"echo\"\n\n[[listeners]]\naddress = \"127.0.0.1:0\"\n{extra}");
+        dir.write("portcullis.toml", &text).display().to_string()
+    };
+    let path = write("max_connections = 3\n");
+    let mut server = Proc::start(&["--config", &path, "--no-tls", "--workers", "2"]);
+    let addr = server.listening(1)[0];
+    let mut open: Vec<TcpStream> = (0..2).map(|_| plain(addr)).collect();
+    for s in &mut open {
+        assert_echoes(s, 100, "before");
+    }
+
+    // The two live connections still count against the listener's limit:
+    // a reload that lowers it to 2 leaves no room.
+    write("max_connections = 2\n");
+    let line = server.reload();
+    assert!(line.contains("reloaded"), "{line}");
+    assert!(
+        refused(addr),
+        "the lowered listener limit counts the live connections"
+    );
+    for s in &mut open {
+        assert_echoes(s, 100, "a live connection under the lower listener limit");
+    }
+
+    // Access rules: loopback is now denied; live connections stay.
+    write("access = [\"deny 127.0.0.1\", \"allow all\"]\n");
+    server.reload();
+    assert!(refused(addr), "a denied client is refused after the reload");
+    for s in &mut open {
+        assert_echoes(s, 100, "a live connection admitted before the deny");
+    }
+    write("");
+    server.reload();
+    assert_echoes(&mut plain(addr), 100, "allowed again");
+}

@@ -23,6 +23,7 @@
 
 use std::fmt;
 use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::engine::Driver;
@@ -30,6 +31,8 @@ use crate::engine::Driver;
 use crate::cli::serve::{describe_listener, prepare};
 use crate::cli::ServeArgs;
 use crate::engine::control::{ListenerChange, ListenerId, Reconfigure};
+use crate::engine::edge::limits::UNLIMITED;
+use crate::engine::edge::{EdgePolicy, EdgeSettings, ListenerLimits};
 use crate::engine::{ListenerPolicy, Shared};
 use crate::server::{self, ListenerSettings, ServerHandle, ServerSettings};
 use crate::service::http::live_rules::LiveRules;
@@ -43,6 +46,10 @@ struct Active {
     configured: SocketAddr,
     /// The bound address.
     local: SocketAddr,
+    /// Its edge settings, and the counts its policies share (open
+    /// connections, per-client table) across workers and across reloads.
+    edge: EdgeSettings,
+    limits: Arc<ListenerLimits>,
 }
 
 /// What start-up fixed and a reload cannot change.
@@ -67,7 +74,7 @@ pub struct Reloader {
 /// A [`Reloader`] waiting for its server to start.
 pub struct PendingReloader {
     args: ServeArgs,
-    configured: Vec<SocketAddr>,
+    configured: Vec<(SocketAddr, EdgeSettings)>,
     counters: Option<Arc<TlsCounters>>,
     rules: Arc<LiveRules>,
     fixed: Fixed,
@@ -76,15 +83,19 @@ pub struct PendingReloader {
 impl PendingReloader {
     /// The reloader of the running server `handle`.
     pub fn attach(self, handle: &ServerHandle) -> Reloader {
+        let shared = handle.shared();
         let listeners: Vec<Active> = self
             .configured
-            .iter()
+            .into_iter()
             .zip(handle.addresses())
+            .zip(&shared.listeners)
             .enumerate()
-            .map(|(id, (configured, local))| Active {
+            .map(|(id, (((configured, edge), local), limits))| Active {
                 id: id as ListenerId,
-                configured: *configured,
+                configured,
                 local: *local,
+                edge,
+                limits: limits.clone(),
             })
             .collect();
         Reloader {
@@ -161,7 +172,11 @@ impl Reloader {
     ) -> PendingReloader {
         PendingReloader {
             args: args.clone(),
-            configured: settings.listeners.iter().map(|l| l.options.addr).collect(),
+            configured: settings
+                .listeners
+                .iter()
+                .map(|l| (l.options.addr, l.edge.clone()))
+                .collect(),
             counters: settings.gate.as_ref().map(|g| g.counters().clone()),
             rules,
             fixed: Fixed {
@@ -224,13 +239,23 @@ impl Reloader {
         let mut per_worker: Vec<Vec<ListenerChange>> = (0..workers).map(|_| Vec::new()).collect();
         let mut opened = Vec::new();
         for (spec, planned) in new.listeners.iter().zip(plan) {
+            let mut policy = listener_policy(spec, gate.as_ref(), new.max_connections);
             let (active, mut sockets) = match planned {
                 Planned::Kept(i) => {
                     let a = &self.listeners[i];
+                    policy.local = a.local;
+                    let limits =
+                        carry_limits(&a.edge, &a.limits, &spec.edge, a.local, new.max_connections);
+                    policy.edge = Arc::new(EdgePolicy {
+                        limits: limits.clone(),
+                        ..spec.edge.build(a.local, new.max_connections)
+                    });
                     let active = Active {
                         id: a.id,
                         configured: a.configured,
                         local: a.local,
+                        edge: spec.edge.clone(),
+                        limits,
                     };
                     (active, Vec::new())
                 }
@@ -238,21 +263,21 @@ impl Reloader {
                     let id = self.next_id;
                     self.next_id += 1;
                     opened.push((local, spec));
+                    policy.local = local;
+                    policy.edge = Arc::new(spec.edge.build(local, new.max_connections));
                     let active = Active {
                         id,
                         configured: spec.options.addr,
                         local,
+                        edge: spec.edge.clone(),
+                        limits: policy.edge.limits.clone(),
                     };
                     (active, sockets.into_iter().map(Some).collect())
                 }
             };
-            let policy = listener_policy(
-                spec,
-                gate.as_ref(),
-                active.local,
-                new.max_connections,
-                active.id,
-            );
+            // Start-up listeners' ids are their counter blocks; a listener a
+            // reload opens has none (it counts as unlisted).
+            policy.counters = active.id as usize;
             for (worker, changes) in per_worker.iter_mut().enumerate() {
                 changes.push(ListenerChange {
                     id: active.id,
@@ -354,26 +379,57 @@ impl Reloader {
     }
 }
 
-/// What new connections on listener `spec` (bound at `local`) get: the
-/// same rule as `server::start`'s. Anything a listener's policy gains
-/// (access rules, per-listener limits) is built here too, so a reload
-/// installs it and live connections keep their old one.
+/// What new connections on listener `spec` get: the same rule as
+/// `server::start`'s. The caller sets the bound address and the edge
+/// policy (see [`carry_limits`]).
 fn listener_policy(
     spec: &ListenerSettings,
     gate: Option<&Arc<TlsGate>>,
-    local: SocketAddr,
     max_connections: usize,
-    id: ListenerId,
 ) -> ListenerPolicy {
+    let local = spec.options.addr;
     ListenerPolicy {
         local,
         allow_plaintext: spec.allow_plaintext || !spec.tls,
         tls: if spec.tls { gate.cloned() } else { None },
         edge: Arc::new(spec.edge.build(local, max_connections)),
-        // Start-up listeners' ids are their counter blocks; a listener a
-        // reload opens has none (it counts as unlisted).
-        counters: id as usize,
+        counters: usize::MAX, // set by the caller
     }
+}
+
+/// The counts a kept listener's new policy shares. The access rules, rates
+/// and PROXY settings are simply the new ones, but the counts must go on:
+/// if the new policy counted open connections from zero, a listener
+/// `max_connections` would admit that many again on top of the live ones.
+/// So the old counts are kept and only the limit changes (lowering it
+/// never closes a connection). A changed per-client limit or accept rate
+/// needs a table built for it: the counts then start afresh (each live
+/// connection still gives its count back to the table it took it from).
+fn carry_limits(
+    old: &EdgeSettings,
+    limits: &Arc<ListenerLimits>,
+    new: &EdgeSettings,
+    local: SocketAddr,
+    max_connections: usize,
+) -> Arc<ListenerLimits> {
+    let same_table = old.max_connections_per_client == new.max_connections_per_client
+        && old.accept_rate_per_client == new.accept_rate_per_client;
+    if !same_table {
+        log::warn!("reload: {local}: per-client limits changed; per-client counts start afresh");
+        return spec_limits(new, local, max_connections);
+    }
+    limits
+        .max_connections
+        .store(new.max_connections.unwrap_or(UNLIMITED), Ordering::Release);
+    limits.clone()
+}
+
+fn spec_limits(
+    edge: &EdgeSettings,
+    local: SocketAddr,
+    max_connections: usize,
+) -> Arc<ListenerLimits> {
+    edge.build(local, max_connections).limits
 }
 
 enum Planned {
