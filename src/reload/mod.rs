@@ -38,6 +38,9 @@ use crate::server::{self, ListenerSettings, ServerHandle, ServerSettings};
 use crate::service::http::live_rules::LiveRules;
 use crate::tls::{TlsCounters, TlsGate};
 
+/// How long [`Reloader::reload`] waits for every worker to apply it.
+const APPLY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// A listener as the running server has it.
 struct Active {
     id: ListenerId,
@@ -296,16 +299,22 @@ impl Reloader {
             .collect();
         self.shared.set_max_connections(new.max_connections);
         if let Some(controls) = self.shared.control.get() {
-            for (worker, listeners) in per_worker.into_iter().enumerate() {
-                let message = Reconfigure {
+            let messages = per_worker
+                .into_iter()
+                .map(|listeners| Reconfigure {
                     listeners,
                     limits: new.limits.clone(),
                     socket_options: new.socket_options,
                     shutdown_grace: new.shutdown_grace,
-                };
-                if let Err(err) = controls.post(worker, message) {
-                    log::warn!("reload: cannot wake worker {worker}: {err}");
-                }
+                })
+                .collect();
+            let seq = controls.post_all(messages);
+            // Done means done: a connection made after `reload` returns
+            // gets the new configuration in every worker.
+            if !controls.wait_applied(seq, APPLY_TIMEOUT) {
+                log::warn!(
+                    "reload: some worker did not apply the new configuration within {APPLY_TIMEOUT:?}; it will when its loop next runs"
+                );
             }
         }
         self.rules.replace(Arc::new(

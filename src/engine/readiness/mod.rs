@@ -151,6 +151,9 @@ impl Worker {
                 .map(|at| at.saturating_duration_since(Instant::now()));
             self.selector.wait(&mut self.events, timeout)?;
             self.now = Instant::now();
+            // Before accepting: a connection that arrived after a reload
+            // was posted gets the new policy.
+            self.apply_control();
             // Index rather than iterate: handling an event needs `self`.
             let mut i = 0;
             while let Some(event) = self.events.get(i) {
@@ -158,7 +161,6 @@ impl Worker {
                 i += 1;
             }
             self.deliver_posted_broadcasts();
-            self.apply_control();
             self.resume_paused();
             self.expire_timers();
         }

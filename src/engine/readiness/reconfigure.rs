@@ -19,14 +19,18 @@ use crate::engine::control::Reconfigure;
 impl Worker {
     /// Applies what was posted to this worker's mailbox, if anything.
     pub(super) fn apply_control(&mut self) {
-        let Some(controls) = self.env.shared.control.get() else {
+        // One atomic load when there is nothing, which is nearly always.
+        let Some(messages) = self.env.shared.control.get().map(|c| c.take(self.env.id)) else {
             return;
         };
-        for message in controls.take(self.env.id) {
-            if self.env.shutdown_by.is_some() {
-                return; // draining: the listeners are closed for good
+        for (seq, message) in messages {
+            // Draining: the listeners are closed for good; drop it.
+            if self.env.shutdown_by.is_none() {
+                self.reconfigure(message);
             }
-            self.reconfigure(message);
+            if let Some(controls) = self.env.shared.control.get() {
+                controls.mark_applied(self.env.id, seq);
+            }
         }
     }
 
