@@ -137,7 +137,11 @@ impl Controls {
         let Some(mailbox) = self.mailboxes.get(worker) else {
             return Vec::new();
         };
-        if !mailbox.has_mail.swap(false, Ordering::AcqRel) {
+        // A plain load first: the loop asks every iteration, and a write
+        // each time would bounce the line between cores for nothing.
+        if !mailbox.has_mail.load(Ordering::Acquire)
+            || !mailbox.has_mail.swap(false, Ordering::AcqRel)
+        {
             return Vec::new();
         }
         std::mem::take(
