@@ -138,7 +138,7 @@ pub fn run(args: &ServeArgs, processes: Processes) -> i32 {
     };
     let grace = settings.shutdown_grace;
     let describe: Vec<&str> = settings.listeners.iter().map(describe_listener).collect();
-    let (service, backend) = (settings.service_name.clone(), settings.backend);
+    let (service, backend) = (settings.service_name.clone(), settings.driver);
     drop(settings); // the workers build their own; keep no certificates here
 
     let mut workers: Vec<Worker> = (0..count)
