@@ -38,6 +38,10 @@ pub struct ListenerSettings {
     pub tls: bool,
     /// Access rules, limits, rates and the PROXY protocol.
     pub edge: EdgeSettings,
+    /// A socket handed over already listening (systemd socket activation,
+    /// or the supervisor; see `net::socket_activation`): used instead of
+    /// binding `options.addr`.
+    pub inherited: Option<Arc<std::net::TcpListener>>,
 }
 
 /// Everything needed to start a server.
@@ -79,6 +83,7 @@ impl ServerSettings {
                 allow_plaintext: true,
                 tls: false,
                 edge: EdgeSettings::default(),
+                inherited: None,
             }],
             driver: Driver::best(),
             completion: CompletionOptions::default(),
@@ -244,16 +249,20 @@ fn start_threads(settings: ServerSettings) -> io::Result<ServerHandle> {
         .iter()
         .zip(&settings.listeners)
         .zip(&edges)
-        .map(|((&local, spec), edge)| crate::engine::ListenerPolicy {
-            local,
-            edge: edge.clone(),
-            allow_plaintext: spec.allow_plaintext || !spec.tls,
-            tls: if spec.tls {
-                settings.gate.clone()
-            } else {
-                None
+        .enumerate()
+        .map(
+            |(index, ((&local, spec), edge))| crate::engine::ListenerPolicy {
+                local,
+                counters: index,
+                edge: edge.clone(),
+                allow_plaintext: spec.allow_plaintext || !spec.tls,
+                tls: if spec.tls {
+                    settings.gate.clone()
+                } else {
+                    None
+                },
             },
-        })
+        )
         .collect();
     let budget = crate::engine::threads::thread_budget();
     let max_connections = settings.max_connections.min(budget);
@@ -367,6 +376,9 @@ fn start_event_loops(settings: ServerSettings) -> io::Result<ServerHandle> {
     if workers > 1 {
         let _ = shared.hub.set(crate::engine::hub::Hub::new(wakers.clone()));
     }
+    let _ = shared
+        .control
+        .set(crate::engine::control::Controls::new(wakers.clone()));
 
     let mut threads = Vec::with_capacity(workers);
     for (id, (io, sockets)) in ios.into_iter().zip(per_worker).enumerate() {
@@ -490,13 +502,21 @@ impl WorkerIo {
 /// Opens each listener once per worker. With several workers, the first
 /// socket learns the real port (when 0 was asked for) and the others join it
 /// through `SO_REUSEPORT`.
-fn bind_all(
+pub(crate) fn bind_all(
     listeners: &[ListenerSettings],
     workers: usize,
 ) -> io::Result<Vec<Vec<std::net::TcpListener>>> {
     let mut per_worker: Vec<Vec<std::net::TcpListener>> =
         (0..workers).map(|_| Vec::new()).collect();
     for spec in listeners {
+        if let Some(socket) = &spec.inherited {
+            // Every worker watches the one socket it was given, each
+            // through a descriptor of its own.
+            for sockets in per_worker.iter_mut() {
+                sockets.push(socket.try_clone()?);
+            }
+            continue;
+        }
         let mut options = spec.options.clone();
         options.reuse_port |= workers > 1;
         let first = listener::bind(&options)?;
@@ -509,8 +529,8 @@ fn bind_all(
     Ok(per_worker)
 }
 
-/// Blocks SIGINT and SIGTERM in the calling thread, and so in every thread
-/// it creates afterwards. Call before `start`.
+/// Blocks SIGINT, SIGTERM and SIGHUP in the calling thread, and so in every
+/// thread it creates afterwards. Call before `start`.
 pub fn block_shutdown_signals() -> io::Result<()> {
     let set = shutdown_signal_set();
     // SAFETY: `set` is an initialised sigset_t; a null old-set is allowed.
@@ -531,18 +551,36 @@ pub enum StopCause {
     WorkerEnded,
 }
 
-/// Waits for SIGINT or SIGTERM, or for a worker to end by itself. Call
+/// Waits for SIGINT or SIGTERM, or for a worker to end by itself; SIGHUP
+/// is logged and otherwise ignored (see [`wait_for_shutdown_or_reload`]).
+/// Call [`block_shutdown_signals`] before [`start`].
+pub fn wait_for_shutdown(handle: &ServerHandle) -> io::Result<StopCause> {
+    wait_for_shutdown_or_reload(handle, || {
+        log::info!("SIGHUP received: this server has nothing to reload")
+    })
+}
+
+/// Waits for SIGINT or SIGTERM, or for a worker to end by itself; calls
+/// `on_reload` on this thread for each SIGHUP. Call
 /// [`block_shutdown_signals`] before [`start`]. A helper thread does the
 /// `sigwait`, so this thread can also keep an eye on the workers.
-pub fn wait_for_shutdown(handle: &ServerHandle) -> io::Result<StopCause> {
+pub fn wait_for_shutdown_or_reload(
+    handle: &ServerHandle,
+    mut on_reload: impl FnMut(),
+) -> io::Result<StopCause> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("portcullis-signals".into())
-        .spawn(move || {
-            let _ = tx.send(wait_for_shutdown_signal());
+        .spawn(move || loop {
+            let signal = wait_for_shutdown_signal();
+            let last = !matches!(signal, Ok("SIGHUP"));
+            if tx.send(signal).is_err() || last {
+                return;
+            }
         })?;
     loop {
         match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(Ok("SIGHUP")) => on_reload(),
             Ok(signal) => return signal.map(StopCause::Signal),
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) if handle.any_worker_ended() => {
                 return Ok(StopCause::WorkerEnded)
@@ -555,7 +593,7 @@ pub fn wait_for_shutdown(handle: &ServerHandle) -> io::Result<StopCause> {
     }
 }
 
-/// Waits until SIGINT or SIGTERM arrives; returns the signal's name.
+/// Waits until SIGINT, SIGTERM or SIGHUP arrives; returns the signal's name.
 pub fn wait_for_shutdown_signal() -> io::Result<&'static str> {
     let set = shutdown_signal_set();
     let mut signal: libc::c_int = 0;
@@ -564,10 +602,10 @@ pub fn wait_for_shutdown_signal() -> io::Result<&'static str> {
     if rc != 0 {
         return Err(io::Error::from_raw_os_error(rc));
     }
-    Ok(if signal == libc::SIGINT {
-        "SIGINT"
-    } else {
-        "SIGTERM"
+    Ok(match signal {
+        libc::SIGINT => "SIGINT",
+        libc::SIGHUP => "SIGHUP",
+        _ => "SIGTERM",
     })
 }
 
@@ -579,6 +617,7 @@ fn shutdown_signal_set() -> libc::sigset_t {
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGINT);
         libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGHUP);
         set
     }
 }

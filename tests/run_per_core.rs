@@ -36,7 +36,7 @@ fn processes_share_the_port_and_stop_together() {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let (addr, pids) = loop {
         let line = lines.next().expect("the script ended early").unwrap();
-        if let Some(rest) = line.strip_prefix("run-per-core: 3 processes on ") {
+        if let Some(rest) = line.strip_prefix("portcullis: 3 processes on ") {
             let addr: std::net::SocketAddr =
                 rest.split_whitespace().next().unwrap().parse().unwrap();
             let pids: Vec<u32> = rest
@@ -135,7 +135,7 @@ fn the_binary_is_found_under_cargo_target_dir_and_the_overrides_are_documented()
     let started = lines
         .by_ref()
         .map_while(Result::ok)
-        .find(|line| line.starts_with("run-per-core: 1 processes on "));
+        .find(|line| line.starts_with("portcullis: 1 processes on "));
     // SAFETY: kill takes plain integers; the pid is the script we spawned.
     unsafe {
         libc::kill(child.id() as i32, libc::SIGTERM);

@@ -4,6 +4,7 @@
 //! one idea is that **`--help` is generated from the same structs the code
 //! reads**, so it cannot drift from what the flags do.
 
+mod activation;
 mod admin_flags;
 pub mod limits;
 pub mod serve;
@@ -96,8 +97,15 @@ pub struct ServeArgs {
     #[arg(long = "max-conns", value_name = "N")]
     pub max_conns: Option<usize>,
 
+    /// Run N worker processes on the same port (SO_REUSEPORT), kept running
+    /// by a supervisor that restarts any that crash, forwards SIGHUP
+    /// (reload) and drains them all on SIGTERM; `auto` is one per core.
+    /// They share session-ticket keys. Default: one process, no supervisor.
+    #[arg(long, value_name = "N|auto")]
+    pub processes: Option<crate::supervisor::Processes>,
+
     /// Set SO_REUSEPORT so that other processes can listen on the same port
-    /// (see scripts/run-per-core.sh). Always on with --workers above 1.
+    /// (as --processes does). Always on with --workers above 1.
     #[arg(long)]
     pub reuse_port: bool,
 

@@ -12,10 +12,11 @@ use std::sync::Arc;
 
 use crate::cli::ServeArgs;
 use crate::config::{Config, ConfigError, DEFAULT_LISTEN, SERVICES};
-use crate::domains::DomainRules;
 use crate::engine::{CompletionOptions, Driver};
 use crate::net::listener::ListenerOptions;
+use crate::reload::Reloader;
 use crate::server::{self, ListenerSettings, ServerSettings, StopCause};
+use crate::service::http::live_rules::LiveRules;
 use crate::service::http::{Http, HttpLimits};
 use crate::service::http2::{Http2Counters, Http2Options};
 use crate::service::{chat::Chat, echo::Echo, multicast::Multicast, Service, ServiceFactory};
@@ -26,10 +27,29 @@ const DESCRIPTOR_RESERVE: usize = 64;
 
 /// Builds the server's settings from flags and the optional config file.
 pub fn settings(args: &ServeArgs) -> Result<ServerSettings, ConfigError> {
-    let config = match &args.config {
+    prepare(args).map(|prepared| prepared.settings)
+}
+
+/// The settings, and the cell through which a reload replaces the rules
+/// the `http` service checks `Host` against.
+pub struct Prepared {
+    pub settings: ServerSettings,
+    pub rules: Arc<LiveRules>,
+}
+
+/// Builds the settings (see [`settings`]); a reload calls this again with
+/// the same flags, so flags keep overriding the file.
+pub fn prepare(args: &ServeArgs) -> Result<Prepared, ConfigError> {
+    let mut config = match &args.config {
         Some(path) => Config::load(path)?,
         None => Config::parse("", "built-in defaults")?,
     };
+    if config.tls.ticket_key_file.is_none() {
+        // A worker process of `--processes`: the supervisor's shared secret.
+        if let Some(path) = std::env::var_os(crate::supervisor::tickets::ENV) {
+            config.tls.ticket_key_file = Some(path.into());
+        }
+    }
     let service_name = args
         .service
         .clone()
@@ -72,7 +92,10 @@ pub fn settings(args: &ServeArgs) -> Result<ServerSettings, ConfigError> {
             TlsGate::from_config(&config.domains, &config.tls, &origin).map_err(ConfigError)?,
         ))
     } else if args.config.is_none() {
-        Some(Arc::new(TlsGate::development().map_err(ConfigError)?))
+        let tickets = crate::tls::setup::options_from_config(&[], &config.tls).tickets;
+        Some(Arc::new(
+            TlsGate::development_with(tickets).map_err(ConfigError)?,
+        ))
     } else {
         None
     };
@@ -95,7 +118,9 @@ pub fn settings(args: &ServeArgs) -> Result<ServerSettings, ConfigError> {
         Vec::new()
     };
 
-    let rules = Arc::new(gate.as_ref().map(|g| g.domain_rules()).unwrap_or_default());
+    let rules = Arc::new(LiveRules::new(Arc::new(
+        gate.as_ref().map(|g| g.domain_rules()).unwrap_or_default(),
+    )));
     let http_limits = HttpLimits {
         max_header_bytes: config
             .limits
@@ -110,7 +135,13 @@ pub fn settings(args: &ServeArgs) -> Result<ServerSettings, ConfigError> {
     };
     let http2_counters = (tcp_service == "http").then(|| http2.counters.clone());
     let multicast_size = args.multicast_size.or(config.multicast.size).unwrap_or(32);
-    let service = service_factory(tcp_service, rules, http_limits, http2, multicast_size);
+    let service = service_factory(
+        tcp_service,
+        rules.clone(),
+        http_limits,
+        http2,
+        multicast_size,
+    );
     let admin = super::admin_flags::settings(args, &config, &origin, &listeners)?;
 
     let mut completion = CompletionOptions::default();
@@ -139,7 +170,7 @@ pub fn settings(args: &ServeArgs) -> Result<ServerSettings, ConfigError> {
         completion.entries = entries;
     }
 
-    Ok(ServerSettings {
+    let settings = ServerSettings {
         listeners,
         driver,
         completion,
@@ -154,7 +185,8 @@ pub fn settings(args: &ServeArgs) -> Result<ServerSettings, ConfigError> {
         http2_counters,
         udp,
         admin,
-    })
+    };
+    Ok(Prepared { settings, rules })
 }
 
 fn listener_settings(
@@ -179,16 +211,24 @@ fn listener_settings(
             allow_plaintext: !args.tls_only,
             tls: tls_available,
             edge: Default::default(),
+            inherited: None,
         }
     };
+    let inherited = crate::net::socket_activation::inherited().map_err(ConfigError)?;
     if !args.listen.is_empty() {
-        return Ok(args.listen.iter().copied().map(from_flags).collect());
+        let listeners = args.listen.iter().copied().map(from_flags).collect();
+        return super::activation::attach(listeners, inherited);
     }
     if config.listeners.is_empty() {
+        if !inherited.is_empty() {
+            // Nothing names addresses: serve every socket handed over.
+            let listeners = inherited.iter().map(|s| from_flags(s.local)).collect();
+            return super::activation::attach(listeners, inherited);
+        }
         let addr = DEFAULT_LISTEN.parse().expect("the default address parses");
         return Ok(vec![from_flags(addr)]);
     }
-    config
+    let listeners = config
         .listeners
         .iter()
         .enumerate()
@@ -211,9 +251,11 @@ fn listener_settings(
                 allow_plaintext: (l.plaintext && !args.tls_only) || !tls,
                 tls,
                 edge,
+                inherited: None,
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>, ConfigError>>()?;
+    super::activation::attach(listeners, inherited)
 }
 
 /// How long the kernel holds a silent connection before waking `accept`.
@@ -221,7 +263,7 @@ const DEFER_ACCEPT_SECS: u32 = 5;
 
 fn service_factory(
     name: &str,
-    rules: Arc<DomainRules>,
+    rules: Arc<LiveRules>,
     http: HttpLimits,
     http2: Http2Options,
     multicast_size: usize,
@@ -234,8 +276,11 @@ fn service_factory(
         }
         // Every worker's instance shares `http2.counters`.
         _ => Arc::new(move || {
-            Box::new(Http::with_http2(rules.clone(), http.clone(), http2.clone()))
-                as Box<dyn Service>
+            Box::new(Http::with_live_rules(
+                rules.clone(),
+                http.clone(),
+                http2.clone(),
+            )) as Box<dyn Service>
         }),
     }
 }
@@ -273,11 +318,24 @@ fn raise_open_file_limit() {
     }
 }
 
-/// Runs the server until SIGINT or SIGTERM; returns the process exit code.
+/// What a listener admits, as the `listening on` line says it.
+pub fn describe_listener(listener: &ListenerSettings) -> &'static str {
+    match (listener.allow_plaintext, listener.tls) {
+        (true, true) => "plaintext+tls",
+        (false, true) => "tls only",
+        _ => "plaintext only",
+    }
+}
+
+/// Runs the server until SIGINT or SIGTERM, reloading on SIGHUP; returns
+/// the process exit code.
 pub fn run(args: &ServeArgs) -> i32 {
     raise_open_file_limit();
-    let settings = match settings(args) {
-        Ok(settings) => settings,
+    if let Some(processes) = args.processes {
+        return crate::supervisor::run(args, processes);
+    }
+    let Prepared { settings, rules } = match prepare(args) {
+        Ok(prepared) => prepared,
         Err(err) => {
             eprintln!("portcullis: {err}");
             return 2;
@@ -287,16 +345,7 @@ pub fn run(args: &ServeArgs) -> i32 {
         eprintln!("portcullis: cannot block shutdown signals: {err}");
         return 1;
     }
-    let describe: Vec<String> = settings
-        .listeners
-        .iter()
-        .map(|l| match (l.allow_plaintext, l.tls) {
-            (true, true) => "plaintext+tls",
-            (false, true) => "tls only",
-            _ => "plaintext only",
-        })
-        .map(String::from)
-        .collect();
+    let describe: Vec<&str> = settings.listeners.iter().map(describe_listener).collect();
     let (service, backend, workers) = (
         settings.service_name.clone(),
         settings.driver,
@@ -308,6 +357,7 @@ pub fn run(args: &ServeArgs) -> i32 {
         .udp
         .as_ref()
         .map(|u| (u.description.clone(), u.counters.clone()));
+    let reloader = Reloader::prepare(args, &settings, rules);
     let handle = match server::start(settings) {
         Ok(handle) => handle,
         Err(err) => {
@@ -341,7 +391,8 @@ pub fn run(args: &ServeArgs) -> i32 {
         }
         let _ = out.flush();
     }
-    match server::wait_for_shutdown(&handle) {
+    let mut reloader = reloader.attach(&handle);
+    match server::wait_for_shutdown_or_reload(&handle, || reloader.reload_and_log()) {
         Ok(StopCause::Signal(signal)) => {
             log::info!("{signal} received: stopping accepting, flushing, exiting")
         }

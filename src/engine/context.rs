@@ -33,6 +33,10 @@ pub struct ListenerPolicy {
     /// Access rules, limits and the PROXY protocol (shared by every
     /// worker's socket for this listener).
     pub edge: Arc<EdgePolicy>,
+    /// Which of the worker's counter blocks (`engine::counters`) its
+    /// connections count in: the listener's start-up index, which stays the
+    /// same across reloads, while the policy's own number does not.
+    pub counters: usize,
 }
 
 /// The worker's share of a connection call. See the module documentation.
@@ -40,7 +44,8 @@ pub struct Context<'a> {
     /// The time the driver read just before this call.
     pub now: Instant,
     pub limits: &'a ConnectionLimits,
-    /// Indexed by a connection's listener number.
+    /// Indexed by a connection's listener policy number: the policy it was
+    /// admitted under, kept across reloads (see `engine::policies`).
     pub listeners: &'a [ListenerPolicy],
     pub service: &'a mut dyn Service,
     pub work: &'a mut Workspace,

@@ -159,6 +159,9 @@ impl ListenerCounters {
 pub struct WorkerCounters {
     pub worker: usize,
     pub listeners: Box<[ListenerCounters]>,
+    /// Where listeners opened by a reload count: they have no block of
+    /// their own (the blocks are sized at start-up), and are not exported.
+    pub unlisted: ListenerCounters,
 }
 
 impl WorkerCounters {
@@ -168,14 +171,15 @@ impl WorkerCounters {
             listeners: (0..listeners)
                 .map(|_| ListenerCounters::default())
                 .collect(),
+            unlisted: ListenerCounters::default(),
         }
     }
 
-    /// The counters of listener `index`. A worker only counts for its own
-    /// listeners, so the index is always in range.
+    /// The counters of listener `index` (a policy's `counters`); those of
+    /// listeners opened by a reload are [`unlisted`](Self::unlisted).
     #[inline]
     pub fn listener(&self, index: usize) -> &ListenerCounters {
-        &self.listeners[index]
+        self.listeners.get(index).unwrap_or(&self.unlisted)
     }
 
     pub fn count_accepted(&self, listener: usize) {

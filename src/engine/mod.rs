@@ -44,6 +44,8 @@
 //! | `completion/` | the io_uring completion driver: multishot accept and receive, buffer ring, cancellation |
 //! | `driver.rs` | which driver `--backend` names, its model and availability |
 //! | `hub.rs` | broadcasts across workers, with push-back when an inbox fills |
+//! | `control.rs` | reconfiguring running workers (reload): a mailbox per worker |
+//! | `policies.rs` | listener policies a reload replaces while live connections keep theirs |
 //! | `stats.rs` | a counter for every reason a connection ends |
 //! | `counters.rs` | per-worker counters for metrics, summed only when read |
 
@@ -52,11 +54,13 @@ pub mod buffers;
 pub mod completion;
 pub mod connection;
 pub mod context;
+pub mod control;
 pub mod counters;
 pub mod driver;
 pub mod edge;
 pub mod hub;
 pub mod limits;
+pub mod policies;
 pub mod readiness;
 pub mod stats;
 #[cfg(target_os = "linux")]

@@ -16,10 +16,12 @@ use std::time::{Duration, Instant};
 
 use super::buffers::Workspace;
 use super::context::{Context, ListenerPolicy};
+use super::control::Controls;
 use super::counters::WorkerCounters;
 use super::edge::{EdgePolicy, ListenerLimits};
 use super::hub::Hub;
 use super::limits::ConnectionLimits;
+use super::policies::PolicyTable;
 use super::stats::{CloseReason, Stats};
 use crate::net::accept::AcceptedSocketOptions;
 use crate::service::{Service, SessionId};
@@ -38,6 +40,9 @@ pub struct Shared {
     /// Each listener's shared counts and limits, in listener order (its
     /// `max_connections` is an atomic, to be changed while running).
     pub listeners: Vec<Arc<ListenerLimits>>,
+    /// The workers' mailboxes for reconfiguration (see `engine::control`);
+    /// set by the server once every waker is known.
+    pub control: OnceLock<Controls>,
 }
 
 impl Shared {
@@ -53,7 +58,19 @@ impl Shared {
             stats: Stats::default(),
             hub: OnceLock::new(),
             listeners,
+            control: OnceLock::new(),
         }
+    }
+
+    /// Connections open at once across all workers, at most.
+    pub fn max_connections(&self) -> usize {
+        self.max_connections.load(Ordering::Relaxed)
+    }
+
+    /// Changes the limit for connections admitted from now on; connections
+    /// already open stay open even when the new limit is lower.
+    pub fn set_max_connections(&self, max: usize) {
+        self.max_connections.store(max.max(1), Ordering::Relaxed);
     }
 }
 
@@ -102,7 +119,8 @@ pub struct WorkerSetup {
 pub struct Env {
     pub id: usize,
     pub limits: ConnectionLimits,
-    pub policies: Vec<ListenerPolicy>,
+    /// Indexed by a connection's policy number (see `engine::policies`).
+    pub policies: PolicyTable,
     pub service: Box<dyn Service>,
     pub work: Workspace,
     pub shared: Arc<Shared>,
@@ -124,7 +142,7 @@ impl Env {
         Env {
             id: setup.id,
             limits: setup.limits,
-            policies,
+            policies: PolicyTable::new(policies),
             service: setup.service,
             work: Workspace::default(),
             shared: setup.shared,
@@ -143,7 +161,7 @@ impl Env {
         Context {
             now,
             limits: &self.limits,
-            listeners: &self.policies,
+            listeners: self.policies.as_slice(),
             service: self.service.as_mut(),
             work: &mut self.work,
             stats: &self.shared.stats,

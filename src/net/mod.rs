@@ -10,6 +10,7 @@
 pub mod accept;
 pub mod listener;
 pub mod queues;
+pub mod socket_activation;
 
 use std::io;
 use std::os::fd::AsRawFd;

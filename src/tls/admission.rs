@@ -152,6 +152,13 @@ impl TlsGate {
         Ok(())
     }
 
+    /// This gate, reporting to `counters` (a reload's new gate keeps
+    /// counting where the old one left off).
+    pub fn with_counters(mut self, counters: Arc<TlsCounters>) -> TlsGate {
+        self.counters = counters;
+        self
+    }
+
     /// The counters every session of this gate reports to.
     pub fn counters(&self) -> &Arc<TlsCounters> {
         &self.counters

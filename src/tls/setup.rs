@@ -56,6 +56,12 @@ impl TlsGate {
     /// SNI or with an unknown one) without client certificates, and
     /// `mtls.localhost` requiring a client certificate from the dev CA.
     pub fn development() -> Result<TlsGate, String> {
+        TlsGate::development_with(TicketSettings::default())
+    }
+
+    /// The development gate with these ticket settings (a supervisor's
+    /// worker processes share its ticket key file even without a config).
+    pub fn development_with(tickets: TicketSettings) -> Result<TlsGate, String> {
         use super::dev_certs::{CA_PEM, SERVER_CERT_PEM, SERVER_KEY_PEM};
         static WARNED: std::sync::Once = std::sync::Once::new();
         WARNED.call_once(|| {
@@ -85,6 +91,7 @@ impl TlsGate {
         let options = GateOptions {
             unknown_sni: SniFallback::Default("localhost".to_string()),
             no_sni: SniFallback::Default("localhost".to_string()),
+            tickets,
             ..GateOptions::default()
         };
         TlsGate::new(&[localhost, mtls], &options)

@@ -11,6 +11,7 @@ pub mod bench;
 pub mod h2;
 pub mod tls;
 pub mod udp;
+pub mod watched;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpStream};

@@ -156,6 +156,7 @@ impl Worker {
                 allow_plaintext: spec.allow_plaintext,
                 tls: spec.tls.clone(),
                 edge: spec.edge.clone(),
+                counters: policies.len(),
             });
         }
         let mut setup = setup;

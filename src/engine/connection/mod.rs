@@ -504,8 +504,11 @@ impl Connection {
     /// log it, and tell the service if it had been admitted.
     pub fn finish(self, reason: CloseReason, cx: &mut Context<'_>) {
         cx.stats.count_closed(reason);
-        cx.counters
-            .count_closed(self.listener(), self.lane(), reason);
+        cx.counters.count_closed(
+            cx.listeners[usize::from(self.listener)].counters,
+            self.lane(),
+            reason,
+        );
         // Refusals were logged where they were decided (once per burst).
         if reason.is_routine() || reason.is_refusal() {
             log::debug!("closed {}: {}", self.peer, reason.label());

@@ -121,8 +121,10 @@ impl Connection {
                     Ok(session) => session,
                     Err(refusal) => {
                         let err = refusal.error();
-                        cx.counters
-                            .count_handshake_failed(self.listener(), err.kind());
+                        cx.counters.count_handshake_failed(
+                            cx.listeners[usize::from(self.listener)].counters,
+                            err.kind(),
+                        );
                         log::info!("closing {}: TLS {} ({})", self.peer, err.reason(), err);
                         self.input.clear();
                         // The alert waits in `transmit()` for the driver's
@@ -149,8 +151,10 @@ impl Connection {
         self.stage = Stage::Open;
         self.transport = Some(Transport::Plain);
         cx.stats.count_admitted(Transport::Plain);
-        cx.counters
-            .count_admitted(self.listener(), Transport::Plain);
+        cx.counters.count_admitted(
+            cx.listeners[usize::from(self.listener)].counters,
+            Transport::Plain,
+        );
         self.run_service(cx, |service, session| service.on_connect(session));
     }
 
@@ -169,8 +173,10 @@ impl Connection {
                 cx.work.plaintext = plaintext;
                 let reason = match self.stage {
                     Stage::Handshaking => {
-                        cx.counters
-                            .count_handshake_failed(self.listener(), err.kind());
+                        cx.counters.count_handshake_failed(
+                            cx.listeners[usize::from(self.listener)].counters,
+                            err.kind(),
+                        );
                         CloseReason::TlsHandshakeFailed
                     }
                     _ => CloseReason::TlsError,
@@ -200,7 +206,7 @@ impl Connection {
                 info.domain.as_deref().unwrap_or("-")
             );
             cx.stats.count_admitted(info.transport);
-            let listener = usize::from(self.listener);
+            let listener = cx.listeners[usize::from(self.listener)].counters;
             cx.counters.count_admitted(listener, info.transport);
             let resumed = tls.session.ssl().session_reused();
             cx.counters

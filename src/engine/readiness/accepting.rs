@@ -39,7 +39,7 @@ impl Worker {
             match accept::accept(listener) {
                 Ok((stream, peer)) => {
                     self.env.shared.stats.count_accepted();
-                    self.env.counters.count_accepted(index);
+                    self.env.counters.count_accepted(self.counter_block(index));
                     self.admit(index, stream, peer);
                 }
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
@@ -51,10 +51,11 @@ impl Worker {
                             .shared
                             .stats
                             .count_closed(CloseReason::OutOfDescriptors);
-                        self.env.counters.count_accepted(index);
-                        self.env
-                            .counters
-                            .count_refused(index, CloseReason::OutOfDescriptors);
+                        self.env.counters.count_accepted(self.counter_block(index));
+                        self.env.counters.count_refused(
+                            self.counter_block(index),
+                            CloseReason::OutOfDescriptors,
+                        );
                         continue;
                     }
                     self.log_exhaustion(&err);
@@ -72,6 +73,11 @@ impl Worker {
             }
         }
         self.rearm_listener(index);
+    }
+
+    /// The counter block of listener `index` (see `ListenerPolicy::counters`).
+    fn counter_block(&self, index: usize) -> usize {
+        self.env.policies[self.listener_policy[index]].counters
     }
 
     fn pause_accepting(&mut self, index: usize) {
@@ -94,7 +100,7 @@ impl Worker {
             log::error!(
                 "worker {}: cannot re-arm listener {}: {err}",
                 self.env.id,
-                self.env.policies[index].local
+                self.env.policies[self.listener_policy[index]].local
             );
         }
     }
@@ -116,11 +122,16 @@ impl Worker {
     /// Registers an accepted socket and creates its connection, or refuses
     /// it (dropping the stream closes it).
     fn admit(&mut self, listener: usize, stream: TcpStream, peer: SocketAddr) {
-        let admitted = match self.env.admit(listener, peer, self.now) {
+        // The connection keeps the policy it is admitted under, whatever a
+        // reload does to the listener later (see `engine::policies`).
+        let policy = self.listener_policy[listener];
+        let admitted = match self.env.admit(policy, peer, self.now) {
             Ok(admitted) => admitted,
             Err(reason) => {
                 self.env.shared.stats.count_closed(reason);
-                self.env.counters.count_refused(listener, reason);
+                self.env
+                    .counters
+                    .count_refused(self.counter_block(listener), reason);
                 return;
             }
         };
@@ -129,7 +140,7 @@ impl Worker {
             self.env.shared.stats.count_closed(CloseReason::SocketError);
             self.env
                 .counters
-                .count_refused(listener, CloseReason::SocketError);
+                .count_refused(self.counter_block(listener), CloseReason::SocketError);
             log::debug!("dropped {peer}: cannot set socket options: {err}");
             return;
         }
@@ -146,13 +157,14 @@ impl Worker {
             self.env.shared.stats.count_closed(CloseReason::SocketError);
             self.env
                 .counters
-                .count_refused(listener, CloseReason::SocketError);
+                .count_refused(self.counter_block(listener), CloseReason::SocketError);
             log::warn!("cannot register connection from {peer}: {err}");
             return;
         }
         let id = self.env.next_session_id();
+        self.env.policies.acquire(policy);
         let mut cx = self.env.context(self.now);
-        let conn = Connection::new(id, listener, peer, &mut cx);
+        let conn = Connection::new(id, policy, peer, &mut cx);
         entry.insert(Slot {
             socket: stream,
             generation,

@@ -27,6 +27,7 @@
 
 mod accepting;
 mod datagrams;
+mod reconfigure;
 mod slots;
 pub(super) mod socket_io;
 
@@ -56,8 +57,13 @@ const READ_BUFFER_SIZE: usize = 64 * 1024;
 pub struct Worker {
     selector: Box<dyn Selector>,
     events: Events,
-    /// Indexed like `env.policies`; `None` once closed for shutdown.
+    /// `None` once closed (for shutdown, or by a reload). Indices are never
+    /// reused, so a stale event or timer finds `None`.
     listeners: Vec<Option<TcpListener>>,
+    /// Each listener's stable id (see `engine::control`), by index.
+    listener_ids: Vec<crate::engine::control::ListenerId>,
+    /// Each listener's current policy number in `env.policies`, by index.
+    listener_policy: Vec<usize>,
     slots: Slab<Slot>,
     next_generation: u32,
     timers: Timers<TimerKey>,
@@ -91,13 +97,17 @@ impl Worker {
                 allow_plaintext: spec.allow_plaintext,
                 tls: spec.tls,
                 edge: spec.edge,
+                counters: policies.len(),
             });
             listeners.push(Some(spec.listener));
         }
+        let count = listeners.len();
         let mut worker = Worker {
             selector,
             events: Events::with_capacity(EVENTS_PER_WAIT),
             listeners,
+            listener_ids: (0..count as u64).collect(),
+            listener_policy: (0..count).collect(),
             slots: Slab::new(),
             next_generation: 0,
             timers: Timers::new(),
@@ -141,6 +151,9 @@ impl Worker {
                 .map(|at| at.saturating_duration_since(Instant::now()));
             self.selector.wait(&mut self.events, timeout)?;
             self.now = Instant::now();
+            // Before accepting: a connection that arrived after a reload
+            // was posted gets the new policy.
+            self.apply_control();
             // Index rather than iterate: handling an event needs `self`.
             let mut i = 0;
             while let Some(event) = self.events.get(i) {
@@ -222,7 +235,8 @@ impl Worker {
                     let last = slot.conn.transmit();
                     if !last.is_empty() {
                         if let Ok(n) = (&slot.socket).write(last) {
-                            let (listener, lane) = (slot.conn.listener(), slot.conn.lane());
+                            let listener = self.env.policies[slot.conn.listener()].counters;
+                            let lane = slot.conn.lane();
                             self.env.counters.count_bytes_out(listener, lane, n);
                         }
                     }
@@ -245,9 +259,12 @@ impl Worker {
             log::debug!("deregister {} failed: {err}", slot.conn.peer());
         }
         let admitted = slot.conn.admitted();
+        let policy = slot.conn.listener();
         let mut cx = self.env.context(self.now);
         slot.conn.finish(reason, &mut cx);
+        // The policy number outlives the release, which reads its edge.
         self.env.release(admitted, self.now);
+        self.env.policies.release(policy);
         // Dropping the slot closes the socket.
     }
 

@@ -54,8 +54,8 @@ impl Worker {
                     // Filed under the lane the bytes admitted the connection
                     // to, if they did: a plaintext connection's first bytes
                     // count as plaintext.
-                    let (listener, lane) = (slot.conn.listener(), slot.conn.lane());
-                    cx.counters.count_bytes_in(listener, lane, n);
+                    let listener = cx.listeners[slot.conn.listener()].counters;
+                    cx.counters.count_bytes_in(listener, slot.conn.lane(), n);
                     n < room
                 }
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
@@ -85,7 +85,8 @@ impl Worker {
             }
             match (&slot.socket).write(pending) {
                 Ok(n) => {
-                    let (listener, lane) = (slot.conn.listener(), slot.conn.lane());
+                    let listener = self.env.policies[slot.conn.listener()].counters;
+                    let lane = slot.conn.lane();
                     self.env.counters.count_bytes_out(listener, lane, n);
                     let mut cx = self.env.context(self.now);
                     slot.conn.handle_sent(n, &mut cx);

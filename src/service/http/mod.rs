@@ -55,6 +55,7 @@
 //! Memory per session is a few words in a map keyed by [`SessionId`],
 //! removed in `on_close`; requests are parsed in place without copying.
 
+pub mod live_rules;
 mod policy;
 mod request;
 mod response;
@@ -67,6 +68,7 @@ use super::http2::{Env, Http2Connection, Http2Event, Http2Options};
 use super::{Service, Session, SessionId};
 use crate::connection_info::{ConnectionInfo, Transport};
 use crate::domains::DomainRules;
+use live_rules::{LiveRules, RulesView};
 use policy::{client_auth_satisfied, governing_rule};
 use request::{empty_lines_len, parse_head, HeadScanner, Rejection, Request, Scan, Version};
 pub(crate) use request::{parse_authority, Host};
@@ -101,7 +103,7 @@ impl Default for HttpLimits {
 /// The HTTP service. One instance per worker thread.
 #[derive(Debug)]
 pub struct Http {
-    rules: Arc<DomainRules>,
+    rules: RulesView,
     limits: HttpLimits,
     http2: Http2Options,
     sessions: HashMap<SessionId, Protocol>,
@@ -141,8 +143,13 @@ impl Http {
     /// HTTP/1.1 and HTTP/2 as configured; `http2.counters` is normally
     /// shared by every worker's instance.
     pub fn with_http2(rules: Arc<DomainRules>, limits: HttpLimits, http2: Http2Options) -> Http {
+        Http::with_live_rules(Arc::new(LiveRules::new(rules)), limits, http2)
+    }
+
+    /// As [`with_http2`](Self::with_http2), with rules a reload can replace.
+    pub fn with_live_rules(rules: Arc<LiveRules>, limits: HttpLimits, http2: Http2Options) -> Http {
         Http {
-            rules,
+            rules: RulesView::new(rules),
             limits,
             http2,
             sessions: HashMap::new(),
@@ -208,11 +215,12 @@ impl Service for Http {
                 None => return 0,
             }
         }
+        let rules = self.rules.current();
         match protocol {
-            Protocol::Http1(state) => serve_http1(&self.rules, &self.limits, session, state, data),
+            Protocol::Http1(state) => serve_http1(rules, &self.limits, session, state, data),
             Protocol::Http2(connection) => {
                 let env = Env {
-                    rules: &self.rules,
+                    rules,
                     limits: &self.http2.limits,
                     counters: &self.http2.counters,
                 };

@@ -48,6 +48,7 @@ impl Harness {
                 edge: Arc::new(crate::engine::edge::EdgePolicy::open(
                     "127.0.0.1:8443".parse().unwrap(),
                 )),
+                counters: 0,
             }],
             service,
             work: Workspace::default(),
